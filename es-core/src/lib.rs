@@ -1,0 +1,33 @@
+//! Runtime of `es`: events, aggregates, envelopes, stores, rehydration and commands.
+//! Use it through the `es` facade.
+
+pub mod aggregate;
+pub mod clock;
+pub mod command;
+pub mod event;
+pub mod memory;
+mod payload;
+pub mod projection;
+pub mod recorded;
+pub mod rehydrate;
+pub mod relay;
+pub mod sink;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+pub mod store;
+pub mod testing;
+pub mod upcast;
+
+#[doc(hidden)]
+pub mod private;
+
+pub use aggregate::Aggregate;
+pub use clock::{Clock, IdSource, ManualClock, RandomIds, SequentialIds, SystemClock, Timestamp};
+pub use command::{CommandError, Committed, Context, LoadError, Repository, Retry};
+pub use event::{DecodeError, EncodeError, Event, EventType};
+pub use memory::{MemoryStore, MemoryTransaction};
+pub use recorded::{Metadata, Recorded};
+pub use rehydrate::{Loaded, RehydrateError, rehydrate};
+pub use relay::{OutboxStatus, Relay, RelayOptions, RelayReport, Sink, SinkError};
+pub use store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
+pub use upcast::{Json, JsonNumber, JsonObject, UpcastError};

@@ -1,0 +1,178 @@
+//! Rehydration: rebuilding an aggregate as a strict fold of its stream.
+//!
+//! Events must arrive as versions 1, 2, 3, … with no gap and no duplicate. Anything
+//! else is a typed error that names the stream and the expected and found versions,
+//! because a skipped or repeated event silently corrupts every state after it.
+
+use crate::aggregate::Aggregate;
+use crate::event::DecodeError;
+use crate::recorded::Recorded;
+use crate::store::StoredEvent;
+
+/// A stream could not be folded into an aggregate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RehydrateError {
+    /// An event is missing, repeated or out of order.
+    #[error("stream {stream_id}: expected version {expected}, got {found}")]
+    VersionMismatch {
+        /// The stream's aggregate type.
+        stream_type: String,
+        /// The stream id.
+        stream_id: String,
+        /// The version that had to come next.
+        expected: u64,
+        /// The version that came.
+        found: u64,
+    },
+    /// An event of another stream was handed to this fold.
+    #[error("stream {stream_id}: event at version {version} belongs to stream {found_type}/{found_id}")]
+    WrongStream {
+        /// The stream being folded.
+        stream_id: String,
+        /// The version of the stray event.
+        version: u64,
+        /// The stray event's stream type.
+        found_type: String,
+        /// The stray event's stream id.
+        found_id: String,
+    },
+    /// A stored event could not be decoded.
+    #[error("stream {stream_id}, version {version}, event type `{event_type}`: {source}")]
+    Decode {
+        /// The stream's aggregate type.
+        stream_type: String,
+        /// The stream id.
+        stream_id: String,
+        /// The event's stream version.
+        version: u64,
+        /// The stored type name.
+        event_type: String,
+        /// What went wrong.
+        #[source]
+        source: Box<DecodeError>,
+    },
+}
+
+/// An aggregate's state together with the version of the last event folded into it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<A> {
+    stream_id: String,
+    state: A,
+    version: u64,
+}
+
+impl<A: Aggregate> Loaded<A> {
+    /// The state of a stream with no events yet: `A::default()` at version 0.
+    pub fn new(stream_id: impl Into<String>) -> Self {
+        Self { stream_id: stream_id.into(), state: A::default(), version: 0 }
+    }
+
+    /// Resumes from a state known to be at `version` (for example a snapshot).
+    pub fn from_state(stream_id: impl Into<String>, state: A, version: u64) -> Self {
+        Self { stream_id: stream_id.into(), state, version }
+    }
+
+    /// Decodes and folds the next stored event, which must be version `version() + 1`
+    /// of this stream.
+    pub fn fold(&mut self, stored: StoredEvent) -> Result<(), RehydrateError> {
+        self.check(&stored.stream_type, &stored.stream_id, stored.stream_version)?;
+        let recorded = stored.decode::<A::Event>()?;
+        self.state.apply_recorded(&recorded);
+        self.version = recorded.stream_version;
+        Ok(())
+    }
+
+    /// Folds an already decoded event, with the same version checks as [`fold`](Self::fold).
+    pub fn fold_recorded(&mut self, recorded: &Recorded<A::Event>) -> Result<(), RehydrateError> {
+        self.check(&recorded.stream_type, &recorded.stream_id, recorded.stream_version)?;
+        self.state.apply_recorded(recorded);
+        self.version = recorded.stream_version;
+        Ok(())
+    }
+
+    fn check(&self, stream_type: &str, stream_id: &str, version: u64) -> Result<(), RehydrateError> {
+        if stream_id != self.stream_id || stream_type != A::stream_type() {
+            return Err(RehydrateError::WrongStream {
+                stream_id: self.stream_id.clone(),
+                version,
+                found_type: stream_type.to_owned(),
+                found_id: stream_id.to_owned(),
+            });
+        }
+        let expected = self.version + 1;
+        if version != expected {
+            return Err(RehydrateError::VersionMismatch {
+                stream_type: stream_type.to_owned(),
+                stream_id: self.stream_id.clone(),
+                expected,
+                found: version,
+            });
+        }
+        Ok(())
+    }
+
+    /// The folded state.
+    pub fn state(&self) -> &A {
+        &self.state
+    }
+
+    /// The version of the last event folded (0 for a new stream).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The stream id.
+    pub fn stream_id(&self) -> &str {
+        &self.stream_id
+    }
+
+    /// Takes the state.
+    pub fn into_state(self) -> A {
+        self.state
+    }
+}
+
+/// Folds a whole stream, checking that versions run 1..n without gap or duplicate.
+///
+/// ```
+/// # use es::{aggregate, Aggregate, Event, StoredEvent, Cursor, Metadata, Timestamp, SequentialIds};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Serialize, Deserialize, Event)]
+/// # struct Added { n: u64 }
+/// # #[derive(Debug, Default)]
+/// # struct Counter { total: u64 }
+/// # #[aggregate]
+/// # impl Aggregate for Counter {
+/// #     type Event = Added;
+/// #     fn apply(&mut self, event: &Added) { self.total += event.n; }
+/// # }
+/// let stored = |version: u64| StoredEvent {
+///     event_id: SequentialIds::nth(version),
+///     stream_type: "Counter".into(),
+///     stream_id: "c-1".into(),
+///     stream_version: version,
+///     cursor: Cursor::at_position(version),
+///     event_type: "Added".into(),
+///     schema_version: 1,
+///     occurred_at: Timestamp::EPOCH,
+///     metadata: Metadata::default(),
+///     payload: r#"{"n":2}"#.into(),
+/// };
+/// let counter = es::rehydrate::<Counter>("c-1", [stored(1), stored(2)])?;
+/// assert_eq!((counter.state().total, counter.version()), (4, 2));
+///
+/// let gap = es::rehydrate::<Counter>("c-1", [stored(1), stored(3)]).unwrap_err();
+/// assert_eq!(gap.to_string(), "stream c-1: expected version 2, got 3");
+/// # Ok::<(), es::RehydrateError>(())
+/// ```
+pub fn rehydrate<A: Aggregate>(
+    stream_id: &str,
+    events: impl IntoIterator<Item = StoredEvent>,
+) -> Result<Loaded<A>, RehydrateError> {
+    let mut loaded = Loaded::new(stream_id);
+    for stored in events {
+        loaded.fold(stored)?;
+    }
+    Ok(loaded)
+}

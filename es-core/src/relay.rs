@@ -1,0 +1,403 @@
+//! The relay: the delivering side of the local event table.
+//!
+//! Appends write each event and its outbox row in one transaction. The relay reads
+//! the pending rows in commit order, hands them to a [`Sink`], and deletes a row only
+//! after the sink acknowledged it: delivery is *at least once*, with the event id as
+//! the dedupe key downstream.
+//!
+//! - **Order.** Rows are delivered in commit order. When a row fails, later rows of
+//!   the same stream wait (so per-stream order holds) while every other stream keeps
+//!   flowing.
+//! - **Retries.** A failed row is retried with exponential backoff and jitter; after
+//!   [`RelayOptions::max_attempts`] it is *parked* with its last error. A parked row
+//!   halts only its own stream, shows in [`OutboxStatus`], and stays until it is
+//!   re-queued or explicitly skipped. Rows are never dropped silently.
+//! - **Several instances.** A relay delivers only while it holds the outbox lease, so
+//!   two relays on one database never deliver the same row at the same time; when a
+//!   relay dies, another takes over once the lease expires.
+//! - **Wake-ups.** Appends through the same store wake the relay at once; appends from
+//!   other processes are found by polling.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::clock::Timestamp;
+use crate::store::{StoreError, StoredEvent};
+
+/// A sink refused or failed to take events.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SinkError {
+    message: String,
+    permanent: bool,
+}
+
+impl SinkError {
+    /// A failure that may pass (network, broker down): the row is retried.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self { message: message.into(), permanent: false }
+    }
+
+    /// A failure that retrying cannot fix (for example an event larger than the
+    /// broker accepts): the row is parked at once.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self { message: message.into(), permanent: true }
+    }
+
+    /// Whether retrying cannot help.
+    #[must_use]
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+}
+
+/// Where the relay delivers events: a broker, a queue, a file, another service.
+///
+/// `deliver` returns `Ok` only once every event of the batch is durably accepted; the
+/// relay then marks them delivered. Events arrive in commit order; a sink must keep
+/// that order within a stream. Deliveries may repeat after a crash: downstream
+/// deduplicates by [`StoredEvent::event_id`].
+pub trait Sink: Send + Sync {
+    /// Delivers a batch, in order.
+    fn deliver(&self, events: &[StoredEvent]) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// How a relay works.
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    /// How many rows one delivery carries at most.
+    pub batch_size: usize,
+    /// How often the relay looks for rows appended by other processes.
+    pub poll_interval: Duration,
+    /// Attempts before a row is parked.
+    pub max_attempts: u32,
+    /// The first retry delay; it doubles with every attempt, with jitter.
+    pub backoff_base: Duration,
+    /// The longest retry delay.
+    pub backoff_max: Duration,
+    /// How long one delivery may take before it counts as failed.
+    pub delivery_timeout: Duration,
+    /// How long the outbox lease lasts without renewal; a dead relay's lease passes
+    /// to another relay after this. Must exceed twice the delivery timeout.
+    pub lease: Duration,
+    /// The name this relay holds the lease under (unique per instance).
+    pub owner: String,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 256,
+            poll_interval: Duration::from_millis(500),
+            max_attempts: 8,
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_mins(1),
+            delivery_timeout: Duration::from_secs(10),
+            lease: Duration::from_secs(30),
+            owner: format!("relay-{}-{}", std::process::id(), Uuid::now_v7()),
+        }
+    }
+}
+
+/// A row waiting in the outbox.
+#[derive(Debug)]
+pub struct Pending {
+    /// The row's global position.
+    pub position: u64,
+    /// The stream the row belongs to.
+    pub stream_type: String,
+    /// The stream id.
+    pub stream_id: String,
+    /// Failed deliveries so far.
+    pub attempts: u32,
+    /// The event, or why the stored row cannot even be read (then it is parked).
+    pub event: Result<StoredEvent, String>,
+}
+
+/// A parked row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parked {
+    /// The row's global position (what [`Outbox::requeue`] and [`Outbox::skip`] take).
+    pub position: u64,
+    /// The stream it halts.
+    pub stream_type: String,
+    /// The stream id.
+    pub stream_id: String,
+    /// Failed deliveries.
+    pub attempts: u32,
+    /// The last error.
+    pub last_error: String,
+}
+
+/// The state of the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutboxStatus {
+    /// Rows not yet delivered (parked ones included).
+    pub pending: u64,
+    /// Rows waiting for a retry.
+    pub retrying: u64,
+    /// Parked rows, oldest first.
+    pub parked: Vec<Parked>,
+    /// When the oldest undelivered event was recorded: the relay's lag.
+    pub oldest_pending: Option<Timestamp>,
+}
+
+/// The storage side of a relay; each backend implements it.
+pub trait Outbox: Send + Sync {
+    /// Takes or renews the lease for `owner` until `now + lease`; `false` while another
+    /// owner holds an unexpired lease.
+    fn acquire_lease(&self, owner: &str, lease: Duration) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Gives the lease up (graceful shutdown), so another relay can start at once.
+    fn release_lease(&self, owner: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Up to `limit` deliverable rows in commit order: not parked, not waiting for a
+    /// retry, and with no earlier row of their stream parked or waiting.
+    fn fetch(&self, limit: usize) -> impl Future<Output = Result<Vec<Pending>, StoreError>> + Send;
+    /// Marks rows delivered.
+    fn acknowledge(&self, positions: Vec<u64>) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Records a failed delivery: retry at `retry_at`, or park when it is `None`.
+    fn record_failure(
+        &self,
+        position: u64,
+        attempts: u32,
+        error: String,
+        retry_at: Option<Timestamp>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Puts a parked row back in line, with its attempts reset.
+    fn requeue(&self, position: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Gives up on a parked row for good, keeping a record of why; its stream flows on.
+    fn skip(&self, position: u64, reason: String) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Counts and parked rows.
+    fn status(&self) -> impl Future<Output = Result<OutboxStatus, StoreError>> + Send;
+    /// Changes whenever this process appends; lets the relay wake at once.
+    fn appended(&self) -> watch::Receiver<u64>;
+}
+
+/// What one pass of the relay did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RelayReport {
+    /// Rows delivered and acknowledged.
+    pub delivered: u64,
+    /// Failed deliveries (each will be retried or was parked).
+    pub failed: u64,
+    /// Rows parked.
+    pub parked: u64,
+}
+
+/// Delivers the outbox of a store to a sink. See the [module docs](self).
+#[derive(Debug)]
+pub struct Relay<O, S> {
+    outbox: O,
+    sink: S,
+    options: RelayOptions,
+    lease_until: Option<tokio::time::Instant>,
+}
+
+impl<O: Outbox, S: Sink> Relay<O, S> {
+    /// A relay from `outbox` to `sink`.
+    pub fn new(outbox: O, sink: S, options: RelayOptions) -> Self {
+        Self { outbox, sink, options, lease_until: None }
+    }
+
+    /// The sink.
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// The outbox.
+    pub fn outbox(&self) -> &O {
+        &self.outbox
+    }
+
+    /// Runs until `shutdown` resolves, then finishes the delivery in progress, gives
+    /// the lease up and returns what it did. Store errors are logged and retried
+    /// after the poll interval: a relay outlives a busy or briefly failing database.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> RelayReport {
+        let mut total = RelayReport::default();
+        let mut appended = self.outbox.appended();
+        tokio::pin!(shutdown);
+        loop {
+            let pass = self.run_once().await;
+            let idle = match pass {
+                Ok(report) => {
+                    total.delivered += report.delivered;
+                    total.failed += report.failed;
+                    total.parked += report.parked;
+                    report.delivered == 0 && report.failed == 0
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "relay pass failed; retrying after the poll interval");
+                    true
+                }
+            };
+            let wait = if idle { self.options.poll_interval } else { Duration::ZERO };
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                _ = appended.changed(), if idle => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        if let Err(error) = self.outbox.release_lease(&self.options.owner).await {
+            tracing::warn!(%error, "relay could not release its lease; it expires by itself");
+        }
+        total
+    }
+
+    /// Delivers what is deliverable now, one batch, and returns what it did. Does
+    /// nothing (and reports nothing) while another relay holds the lease.
+    pub async fn run_once(&mut self) -> Result<RelayReport, StoreError> {
+        let span = tracing::debug_span!("relay", owner = %self.options.owner);
+        let _entered = span.enter();
+        if !self.hold_lease().await? {
+            return Ok(RelayReport::default());
+        }
+        let rows = self.outbox.fetch(self.options.batch_size).await?;
+        let mut report = RelayReport::default();
+        if rows.is_empty() {
+            return Ok(report);
+        }
+        // In commit order: an unreadable row is parked at once, and the rows after it
+        // in its stream wait for it like behind any parked row.
+        let mut halted: Vec<(String, String)> = Vec::new();
+        let mut events: Vec<(Pending, StoredEvent)> = Vec::with_capacity(rows.len());
+        for mut row in rows {
+            if halted.iter().any(|(t, i)| *t == row.stream_type && *i == row.stream_id) {
+                continue;
+            }
+            match std::mem::replace(&mut row.event, Err(String::new())) {
+                Ok(event) => events.push((row, event)),
+                Err(error) => {
+                    tracing::error!(position = row.position, stream_type = %row.stream_type, stream_id = %row.stream_id, %error, "parking unreadable outbox row");
+                    self.outbox.record_failure(row.position, row.attempts + 1, error, None).await?;
+                    report.failed += 1;
+                    report.parked += 1;
+                    halted.push((row.stream_type, row.stream_id));
+                }
+            }
+        }
+        if events.is_empty() {
+            return Ok(report);
+        }
+        let batch: Vec<StoredEvent> = events.iter().map(|(_, event)| event.clone()).collect();
+        match tokio::time::timeout(self.options.delivery_timeout, self.sink.deliver(&batch)).await {
+            Ok(Ok(())) => {
+                report.delivered += batch.len() as u64;
+                self.outbox.acknowledge(events.iter().map(|(row, _)| row.position).collect()).await?;
+            }
+            // Find out which row fails: deliver one at a time, in order.
+            _ if batch.len() > 1 => self.deliver_one_by_one(events, &mut report).await?,
+            outcome => {
+                let error = match outcome {
+                    Ok(Err(error)) => error,
+                    _ => SinkError::transient(format!("delivery timed out after {:?}", self.options.delivery_timeout)),
+                };
+                for (row, _) in events {
+                    self.fail(&row, &error, &mut report).await?;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn deliver_one_by_one(
+        &self,
+        events: Vec<(Pending, StoredEvent)>,
+        report: &mut RelayReport,
+    ) -> Result<(), StoreError> {
+        let mut halted: Vec<(String, String)> = Vec::new();
+        let mut delivered = Vec::new();
+        for (row, event) in events {
+            if halted.iter().any(|(t, i)| *t == row.stream_type && *i == row.stream_id) {
+                continue;
+            }
+            let outcome =
+                tokio::time::timeout(self.options.delivery_timeout, self.sink.deliver(std::slice::from_ref(&event)))
+                    .await;
+            match outcome {
+                Ok(Ok(())) => {
+                    delivered.push(row.position);
+                    report.delivered += 1;
+                }
+                Ok(Err(error)) => {
+                    self.fail(&row, &error, report).await?;
+                    halted.push((row.stream_type, row.stream_id));
+                }
+                Err(_) => {
+                    let error =
+                        SinkError::transient(format!("delivery timed out after {:?}", self.options.delivery_timeout));
+                    self.fail(&row, &error, report).await?;
+                    halted.push((row.stream_type, row.stream_id));
+                }
+            }
+        }
+        self.outbox.acknowledge(delivered).await
+    }
+
+    async fn fail(&self, row: &Pending, error: &SinkError, report: &mut RelayReport) -> Result<(), StoreError> {
+        let attempts = row.attempts + 1;
+        report.failed += 1;
+        let retry_at = if error.is_permanent() || attempts >= self.options.max_attempts {
+            report.parked += 1;
+            tracing::error!(position = row.position, stream_type = %row.stream_type, stream_id = %row.stream_id, attempts, %error, "parking outbox row; its stream waits until it is re-queued or skipped");
+            None
+        } else {
+            let delay = backoff(&self.options, row.position, attempts);
+            tracing::warn!(position = row.position, attempts, ?delay, %error, "delivery failed; retrying later");
+            Some(Timestamp::from_system_time(std::time::SystemTime::now()).saturating_add(delay))
+        };
+        self.outbox.record_failure(row.position, attempts, error.to_string(), retry_at).await
+    }
+
+    async fn hold_lease(&mut self) -> Result<bool, StoreError> {
+        let now = tokio::time::Instant::now();
+        // Renew when half the lease is gone, so a delivery never runs on a lease that
+        // could expire under it.
+        if self.lease_until.is_some_and(|until| until > now + self.options.lease / 2) {
+            return Ok(true);
+        }
+        if self.outbox.acquire_lease(&self.options.owner, self.options.lease).await? {
+            self.lease_until = Some(now + self.options.lease);
+            Ok(true)
+        } else {
+            self.lease_until = None;
+            Ok(false)
+        }
+    }
+}
+
+/// Exponential backoff with "equal jitter": half the delay fixed, half spread by a
+/// hash of the row and attempt, so that retries of many rows do not stampede.
+fn backoff(options: &RelayOptions, position: u64, attempts: u32) -> Duration {
+    let exponent = attempts.saturating_sub(1).min(30);
+    let full = options.backoff_base.saturating_mul(1 << exponent).min(options.backoff_max);
+    let mut x = position ^ (u64::from(attempts) << 32) ^ 0x9E37_79B9_7F4A_7C15;
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    let fraction = (x % 1024) as u32;
+    full / 2 + full / 2 * fraction / 1024
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let options = RelayOptions {
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            ..RelayOptions::default()
+        };
+        let first = backoff(&options, 7, 1);
+        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100), "{first:?}");
+        let fifth = backoff(&options, 7, 5);
+        assert!(fifth >= Duration::from_millis(800) && fifth <= Duration::from_millis(1600), "{fifth:?}");
+        assert!(backoff(&options, 7, 40) <= Duration::from_secs(5));
+        let spread: std::collections::HashSet<_> = (0..50).map(|p| backoff(&options, p, 3)).collect();
+        assert!(spread.len() > 10, "no jitter: {spread:?}");
+    }
+}

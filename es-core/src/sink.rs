@@ -1,0 +1,133 @@
+//! Built-in sinks: an in-process channel and a JSON-lines file. Implement
+//! [`Sink`] for anything else.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+
+use crate::relay::{Sink, SinkError};
+use crate::store::StoredEvent;
+
+/// Delivers events into a tokio channel, for consumers in the same process.
+///
+/// Delivery waits while the channel is full (backpressure) and fails while the
+/// receiver is gone, so rows stay in the outbox until someone listens again.
+#[derive(Debug, Clone)]
+pub struct ChannelSink {
+    sender: mpsc::Sender<StoredEvent>,
+}
+
+impl ChannelSink {
+    /// A sink and the receiver of its events, with room for `capacity` events.
+    #[must_use]
+    pub fn new(capacity: usize) -> (Self, mpsc::Receiver<StoredEvent>) {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        (Self { sender }, receiver)
+    }
+}
+
+impl Sink for ChannelSink {
+    async fn deliver(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+        for event in events {
+            self.sender
+                .send(event.clone())
+                .await
+                .map_err(|_| SinkError::transient("the channel's receiver is gone"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Appends each event as one JSON object per line to a file, and acknowledges a
+/// batch only after it is flushed and synced to disk.
+///
+/// Each line holds the envelope and the payload as JSON:
+/// `{"event_id":"…","stream_type":"Account","stream_id":"a-1","stream_version":1,
+/// "position":1,"event_type":"Deposited","schema_version":1,
+/// "occurred_at":1767225600000000,"metadata":{},"payload":{"amount":5}}`.
+/// After a crash the same event can appear twice; readers deduplicate by `event_id`.
+#[derive(Debug, Clone)]
+pub struct JsonLinesSink {
+    path: PathBuf,
+    file: Arc<Mutex<std::fs::File>>,
+}
+
+impl JsonLinesSink {
+    /// Opens (or creates) the file for appending. A line torn by a crash during an
+    /// earlier write is closed with a newline, so it stays one unreadable line of its
+    /// own instead of spoiling the next one; readers skip lines that do not parse.
+    pub fn open(path: impl AsRef<Path>) -> std::io::Result<Self> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = path.as_ref().to_owned();
+        let mut file = std::fs::OpenOptions::new().create(true).read(true).append(true).open(&path)?;
+        if file.metadata()?.len() > 0 {
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::End(-1))?;
+            file.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n")?;
+                file.sync_data()?;
+            }
+        }
+        Ok(Self { path, file: Arc::new(Mutex::new(file)) })
+    }
+
+    /// The file written to.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    event_id: uuid::Uuid,
+    stream_type: &'a str,
+    stream_id: &'a str,
+    stream_version: u64,
+    position: u64,
+    event_type: &'a str,
+    schema_version: u32,
+    occurred_at: i64,
+    metadata: &'a crate::recorded::Metadata,
+    payload: &'a RawValue,
+}
+
+impl Sink for JsonLinesSink {
+    async fn deliver(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+        let mut buffer = Vec::with_capacity(events.len() * 256);
+        for event in events {
+            let payload: &RawValue = serde_json::from_str(&event.payload).map_err(|error| {
+                SinkError::permanent(format!("payload at position {} is not JSON: {error}", event.cursor.position))
+            })?;
+            let line = Line {
+                event_id: event.event_id,
+                stream_type: &event.stream_type,
+                stream_id: &event.stream_id,
+                stream_version: event.stream_version,
+                position: event.cursor.position,
+                event_type: &event.event_type,
+                schema_version: event.schema_version,
+                occurred_at: event.occurred_at.as_unix_micros(),
+                metadata: &event.metadata,
+                payload,
+            };
+            serde_json::to_writer(&mut buffer, &line).map_err(|error| SinkError::permanent(error.to_string()))?;
+            buffer.push(b'\n');
+        }
+        let file = Arc::clone(&self.file);
+        tokio::task::spawn_blocking(move || {
+            let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
+            file.write_all(&buffer)?;
+            file.flush()?;
+            file.sync_data()
+        })
+        .await
+        .map_err(|error| SinkError::transient(error.to_string()))?
+        .map_err(|error| SinkError::transient(format!("writing the JSON-lines file failed: {error}")))
+    }
+}

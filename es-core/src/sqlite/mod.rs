@@ -1,0 +1,560 @@
+//! The embedded default store: a SQLite file in WAL mode, through rusqlite.
+//!
+//! One writer thread owns the writing connection and runs each transaction as one
+//! job; reader threads serve reads beside it. Appends write the events and their
+//! outbox rows (the local event table) in the same transaction, which can also hold
+//! the caller's own writes:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use es::sqlite::SqliteStore;
+//! use es::{ExpectedVersion, Metadata, NewEvent, SequentialIds, IdSource, Timestamp};
+//! # #[derive(serde::Serialize, serde::Deserialize, es::Event)]
+//! # struct Deposited { amount: u64 }
+//!
+//! let dir = std::env::temp_dir().join(format!("es-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let store = SqliteStore::open(dir.join("bank.db")).await?;
+//! store.transaction(|tx| {
+//!     tx.execute_batch("CREATE TABLE IF NOT EXISTS ledger (account TEXT, amount INTEGER)")?;
+//!     tx.execute("INSERT INTO ledger VALUES ('a-1', 5)", [])?;
+//!     let event = NewEvent::encode(&Deposited { amount: 5 }, SequentialIds::nth(1), Timestamp::EPOCH, Metadata::default())?;
+//!     tx.append("Account", "a-1", ExpectedVersion::NoStream, vec![event])?;
+//!     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+//! }).await?;
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(()) }
+//! ```
+//!
+//! If the closure returns an error (or panics), nothing of it is written: no
+//! business row, no event, no outbox row, so nothing is ever delivered.
+
+mod outbox;
+mod projection;
+mod schema;
+mod worker;
+
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Row, TransactionBehavior, params};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::clock::Timestamp;
+use crate::recorded::Metadata;
+use crate::store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
+
+pub use projection::{Projection, ProjectionRunner};
+pub(crate) use schema::Tables;
+use worker::Workers;
+
+/// How hard SQLite works to make a commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// `synchronous=FULL`: a commit survives power loss. The default: a relay may
+    /// deliver an event as soon as it is committed, so a commit that a power cut
+    /// could undo would leave the world knowing of an event the store forgot.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: a commit survives a process crash but the last ones may
+    /// be lost on power loss. Faster; choose it when the machine's power is not your
+    /// failure model.
+    Normal,
+}
+
+/// How to open a [`SqliteStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    path: PathBuf,
+    table_prefix: String,
+    synchronous: Synchronous,
+    readers: usize,
+    busy_timeout: Duration,
+}
+
+impl SqliteOptions {
+    /// Options for the database file at `path` (created if missing).
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Self {
+            path: path.as_ref().to_owned(),
+            table_prefix: "es_".into(),
+            synchronous: Synchronous::default(),
+            readers: 2,
+            busy_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The prefix of every table `es` creates (default `es_`): ASCII letters, digits
+    /// and underscores only.
+    #[must_use]
+    pub fn table_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.table_prefix = prefix.into();
+        self
+    }
+
+    /// Durability of commits (default [`Synchronous::Full`]).
+    #[must_use]
+    pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
+        self.synchronous = synchronous;
+        self
+    }
+
+    /// How many reader threads serve reads (default 2, at least 1).
+    #[must_use]
+    pub fn readers(mut self, readers: usize) -> Self {
+        self.readers = readers.max(1);
+        self
+    }
+
+    /// How long a write waits for another process holding the database lock.
+    #[must_use]
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Opens the store: creates or migrates the schema and starts the threads.
+    pub async fn open(self) -> Result<SqliteStore, StoreError> {
+        // Opening and migrating touch the disk: keep them off the async threads.
+        tokio::task::spawn_blocking(move || SqliteStore::open_blocking(&self))
+            .await
+            .map_err(|error| StoreError::Backend { backend: "sqlite", source: Box::new(error) })?
+    }
+
+    fn connect(&self, read_only: bool) -> Result<Connection, StoreError> {
+        let flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let connection = Connection::open_with_flags(&self.path, flags).map_err(|error| StoreError::Backend {
+            backend: "sqlite",
+            source: format!("cannot open {}: {error}", self.path.display()).into(),
+        })?;
+        connection.busy_timeout(self.busy_timeout).map_err(backend)?;
+        let synchronous = match self.synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        };
+        connection
+            .execute_batch(&format!("PRAGMA foreign_keys = ON; PRAGMA synchronous = {synchronous};"))
+            .map_err(backend)?;
+        connection.set_prepared_statement_cache_capacity(64);
+        Ok(connection)
+    }
+}
+
+/// What all clones of a store share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) tables: Tables,
+    writer: Workers,
+    readers: Workers,
+    /// The position of the last event committed through this store; relays and
+    /// projections wait on it so that appends wake them at once.
+    pub(crate) head: watch::Sender<u64>,
+    pub(crate) path: PathBuf,
+}
+
+/// The SQLite event store. Cheap to clone: clones share the threads and connections.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path` with default options.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        SqliteOptions::new(path).open().await
+    }
+
+    fn open_blocking(options: &SqliteOptions) -> Result<Self, StoreError> {
+        let tables = Tables::new(&options.table_prefix)?;
+        let mut writer = options.connect(false)?;
+        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(backend)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend {
+                backend: "sqlite",
+                source: format!("{} cannot use WAL mode (journal mode is {mode})", options.path.display()).into(),
+            });
+        }
+        tables.migrate(&mut writer)?;
+        let head: i64 = writer
+            .query_row(&format!("SELECT COALESCE(MAX(position), 0) FROM {}", tables.events), [], |row| row.get(0))
+            .map_err(backend)?;
+        let readers = (0..options.readers).map(|_| options.connect(true)).collect::<Result<Vec<_>, _>>()?;
+        let (head, _) = watch::channel(u64::try_from(head).unwrap_or(0));
+        Ok(Self {
+            shared: Arc::new(Shared {
+                tables,
+                writer: Workers::start("writer", vec![writer])?,
+                readers: Workers::start("reader", readers)?,
+                head,
+                path: options.path.clone(),
+            }),
+        })
+    }
+
+    /// The database file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Runs `work` in one write transaction on the writer thread and commits it if
+    /// `work` returns `Ok`. `work` gets a [`SqliteTransaction`]: the rusqlite
+    /// transaction (for the caller's own SQL) plus [`SqliteTransaction::append`].
+    pub async fn transaction<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut SqliteTransaction<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        let outcome = self
+            .shared
+            .writer
+            .run(move |connection| -> Result<(T, Option<u64>), E> {
+                let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+                let mut tx = SqliteTransaction { tx, tables: &shared.tables, last_position: None };
+                let value = work(&mut tx)?;
+                let SqliteTransaction { tx, last_position, .. } = tx;
+                tx.commit().map_err(backend)?;
+                Ok((value, last_position))
+            })
+            .await?;
+        let (value, last_position) = outcome?;
+        if let Some(position) = last_position {
+            self.shared.head.send_if_modified(|head| {
+                let advanced = position > *head;
+                *head = (*head).max(position);
+                advanced
+            });
+        }
+        Ok(value)
+    }
+
+    /// Runs `work` on a reader connection (read-only), for queries of read models.
+    pub async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.shared.readers.run(move |connection| work(connection)).await?.map_err(backend)
+    }
+
+    pub(crate) async fn read_with_tables<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection, &Tables) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        self.shared.readers.run(move |connection| work(connection, &shared.tables)).await?
+    }
+
+    pub(crate) async fn write_with_tables<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&rusqlite::Transaction<'_>, &Tables) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        self.shared
+            .writer
+            .run(move |connection| {
+                let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+                let value = work(&tx, &shared.tables)?;
+                tx.commit().map_err(backend)?;
+                Ok(value)
+            })
+            .await?
+    }
+
+    /// Runs `work` in a write transaction with `value` at hand, committing only if
+    /// `work` returns `Ok`, and hands `value` back whatever happens to the
+    /// transaction (only a panic in `work` loses it).
+    pub(crate) async fn write_keeping<V, T, E, F>(
+        &self,
+        value: V,
+        work: F,
+    ) -> Result<(V, Result<Result<T, E>, StoreError>), StoreError>
+    where
+        V: Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+        F: FnOnce(&mut V, &rusqlite::Transaction<'_>, &Tables) -> Result<T, E> + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        self.shared
+            .writer
+            .run(move |connection| {
+                let mut value = value;
+                let outcome = (|| {
+                    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+                    let outcome = work(&mut value, &tx, &shared.tables);
+                    if outcome.is_ok() {
+                        tx.commit().map_err(backend)?;
+                    }
+                    Ok(outcome)
+                })();
+                (value, outcome)
+            })
+            .await
+    }
+
+    /// The position of the last event committed through this store (or found at open).
+    #[must_use]
+    pub fn head(&self) -> u64 {
+        *self.shared.head.borrow()
+    }
+
+    pub(crate) fn subscribe_head(&self) -> watch::Receiver<u64> {
+        self.shared.head.subscribe()
+    }
+}
+
+/// A write transaction on the writer thread: the caller's SQL and appends commit
+/// together. Derefs to the [`rusqlite::Transaction`].
+pub struct SqliteTransaction<'c> {
+    tx: rusqlite::Transaction<'c>,
+    tables: &'c Tables,
+    last_position: Option<u64>,
+}
+
+impl<'c> Deref for SqliteTransaction<'c> {
+    type Target = rusqlite::Transaction<'c>;
+    fn deref(&self) -> &rusqlite::Transaction<'c> {
+        &self.tx
+    }
+}
+
+impl std::fmt::Debug for SqliteTransaction<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteTransaction").field("last_position", &self.last_position).finish_non_exhaustive()
+    }
+}
+
+impl SqliteTransaction<'_> {
+    /// Appends events to a stream inside this transaction, with their outbox rows.
+    /// Checks the expected version like [`EventStore::append`].
+    pub fn append(
+        &mut self,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError> {
+        let appended = append(&self.tx, self.tables, stream_type, stream_id, expected, events)?;
+        if let Some(last) = appended.cursors.last() {
+            self.last_position = Some(last.position);
+        }
+        Ok(appended)
+    }
+}
+
+fn append(
+    tx: &rusqlite::Transaction<'_>,
+    tables: &Tables,
+    stream_type: &str,
+    stream_id: &str,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+) -> Result<Appended, StoreError> {
+    let span = tracing::debug_span!("append", stream_type, stream_id, events = events.len());
+    let _entered = span.enter();
+    let actual: i64 = tx
+        .prepare_cached(&format!(
+            "SELECT COALESCE(MAX(stream_version), 0) FROM {} WHERE stream_type = ?1 AND stream_id = ?2",
+            tables.events
+        ))
+        .and_then(|mut statement| statement.query_row(params![stream_type, stream_id], |row| row.get(0)))
+        .map_err(backend)?;
+    let actual = u64::try_from(actual).map_err(|_| StoreError::Corrupt {
+        location: format!("stream {stream_type}/{stream_id}"),
+        reason: format!("negative stream version {actual}"),
+    })?;
+    if !expected.matches(actual) {
+        return Err(StoreError::Conflict {
+            stream_type: stream_type.to_owned(),
+            stream_id: stream_id.to_owned(),
+            expected,
+            actual,
+        });
+    }
+    let mut insert_event = tx
+        .prepare_cached(&format!(
+            "INSERT INTO {} (event_id, stream_type, stream_id, stream_version, event_type, schema_version, occurred_at, metadata, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            tables.events
+        ))
+        .map_err(backend)?;
+    let mut insert_outbox = tx
+        .prepare_cached(&format!(
+            "INSERT INTO {} (position, stream_type, stream_id) VALUES (?1, ?2, ?3)",
+            tables.outbox
+        ))
+        .map_err(backend)?;
+    let mut cursors = Vec::with_capacity(events.len());
+    for (version, event) in (actual + 1..).zip(events) {
+        let metadata = if event.metadata.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(&event.metadata).map_err(|error| StoreError::Unstorable {
+                stream_type: stream_type.to_owned(),
+                stream_id: stream_id.to_owned(),
+                event_type: event.event_type.clone(),
+                reason: format!("metadata does not encode: {error}"),
+            })?)
+        };
+        let version_sql = i64::try_from(version).map_err(|_| StoreError::Unstorable {
+            stream_type: stream_type.to_owned(),
+            stream_id: stream_id.to_owned(),
+            event_type: event.event_type.clone(),
+            reason: format!("stream version {version} exceeds SQLite's integers"),
+        })?;
+        insert_event
+            .execute(params![
+                event.event_id.as_bytes(),
+                stream_type,
+                stream_id,
+                version_sql,
+                event.event_type,
+                event.schema_version,
+                event.occurred_at.as_unix_micros(),
+                metadata,
+                event.payload,
+            ])
+            .map_err(|error| match error.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::ConstraintViolation) if error.to_string().contains("event_id") => {
+                    StoreError::DuplicateEventId { event_id: event.event_id }
+                }
+                Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict {
+                    stream_type: stream_type.to_owned(),
+                    stream_id: stream_id.to_owned(),
+                    expected,
+                    actual,
+                },
+                _ => backend(error),
+            })?;
+        let position = tx.last_insert_rowid();
+        insert_outbox.execute(params![position, stream_type, stream_id]).map_err(backend)?;
+        cursors.push(Cursor::at_position(u64::try_from(position).unwrap_or(0)));
+    }
+    Ok(Appended { version: actual + cursors.len() as u64, cursors })
+}
+
+pub(crate) const EVENT_COLUMNS: &str = "position, event_id, stream_type, stream_id, stream_version, event_type, schema_version, occurred_at, metadata, payload";
+
+/// Reads a row selected with [`EVENT_COLUMNS`], refusing values the library would
+/// never have written.
+pub(crate) fn event_from_row(row: &Row<'_>, at: usize) -> Result<StoredEvent, StoreError> {
+    let position: i64 = row.get(at).map_err(backend)?;
+    let corrupt = |reason: String| StoreError::Corrupt { location: format!("position {position}"), reason };
+    let id: Vec<u8> = row.get(at + 1).map_err(backend)?;
+    let event_id = Uuid::from_slice(&id).map_err(|_| corrupt(format!("event id is {} bytes, not 16", id.len())))?;
+    let stream_version: i64 = row.get(at + 4).map_err(backend)?;
+    let metadata: Option<String> = row.get(at + 8).map_err(backend)?;
+    let metadata = match metadata {
+        None => Metadata::default(),
+        Some(text) => {
+            serde_json::from_str(&text).map_err(|error| corrupt(format!("metadata does not decode: {error}")))?
+        }
+    };
+    Ok(StoredEvent {
+        event_id,
+        stream_type: row.get(at + 2).map_err(backend)?,
+        stream_id: row.get(at + 3).map_err(backend)?,
+        stream_version: u64::try_from(stream_version)
+            .map_err(|_| corrupt(format!("negative stream version {stream_version}")))?,
+        cursor: Cursor::at_position(u64::try_from(position).map_err(|_| corrupt("negative position".into()))?),
+        event_type: row.get(at + 5).map_err(backend)?,
+        schema_version: row.get(at + 6).map_err(|error| corrupt(format!("schema version: {error}")))?,
+        occurred_at: Timestamp::from_unix_micros(row.get(at + 7).map_err(backend)?),
+        metadata,
+        payload: row.get(at + 9).map_err(|error| corrupt(format!("payload: {error}")))?,
+    })
+}
+
+fn collect_events(
+    statement: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut rows = statement.query(params).map_err(backend)?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        events.push(event_from_row(row, 0)?);
+    }
+    Ok(events)
+}
+
+pub(crate) fn read_after(
+    connection: &Connection,
+    tables: &Tables,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut statement = connection
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM {} WHERE position > ?1 ORDER BY position LIMIT ?2",
+            tables.events
+        ))
+        .map_err(backend)?;
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    collect_events(&mut statement, params![after, limit])
+}
+
+impl EventStore for SqliteStore {
+    async fn append(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError> {
+        let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
+        self.transaction(move |tx| tx.append(&stream_type, &stream_id, expected, events)).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
+        let from = i64::try_from(from_version).unwrap_or(i64::MAX);
+        self.read_with_tables(move |connection, tables| {
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM {} WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version >= ?3 ORDER BY stream_version",
+                    tables.events
+                ))
+                .map_err(backend)?;
+            collect_events(&mut statement, params![stream_type, stream_id, from])
+        })
+        .await
+    }
+
+    async fn read_all(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read_with_tables(move |connection, tables| read_after(connection, tables, after.position, limit)).await
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    /// Lets `?` carry the caller's own SQL errors out of a [`SqliteStore::transaction`].
+    fn from(error: rusqlite::Error) -> Self {
+        backend(error)
+    }
+}
+
+pub(crate) fn backend(error: rusqlite::Error) -> StoreError {
+    StoreError::Backend { backend: "sqlite", source: Box::new(error) }
+}
+
+pub(crate) fn now_micros() -> i64 {
+    Timestamp::from_system_time(std::time::SystemTime::now()).as_unix_micros()
+}

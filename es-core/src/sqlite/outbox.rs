@@ -1,0 +1,226 @@
+//! The outbox of a SQLite store: what the relay reads and marks.
+
+use std::time::Duration;
+
+use rusqlite::{OptionalExtension, params};
+use tokio::sync::watch;
+
+use super::{EVENT_COLUMNS, SqliteStore, backend, event_from_row, now_micros};
+use crate::clock::Timestamp;
+use crate::relay::{Outbox, OutboxStatus, Parked, Pending};
+use crate::store::StoreError;
+
+/// `blocked_until` of a parked row: never by itself.
+const PARKED: i64 = i64::MAX;
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl Outbox for SqliteStore {
+    async fn acquire_lease(&self, owner: &str, lease: Duration) -> Result<bool, StoreError> {
+        let owner = owner.to_owned();
+        let lease = i64::try_from(lease.as_micros()).unwrap_or(i64::MAX);
+        self.write_with_tables(move |tx, tables| {
+            let now = now_micros();
+            let taken = tx
+                .execute(
+                    &format!(
+                        "INSERT INTO {lease_table} (id, owner, expires_at) VALUES (1, ?1, ?2)
+                         ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+                         WHERE {lease_table}.owner = excluded.owner OR {lease_table}.expires_at < ?3",
+                        lease_table = tables.relay_lease
+                    ),
+                    params![owner, now.saturating_add(lease), now],
+                )
+                .map_err(backend)?;
+            Ok(taken == 1)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, owner: &str) -> Result<(), StoreError> {
+        let owner = owner.to_owned();
+        self.write_with_tables(move |tx, tables| {
+            tx.execute(&format!("DELETE FROM {} WHERE id = 1 AND owner = ?1", tables.relay_lease), params![owner])
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn fetch(&self, limit: usize) -> Result<Vec<Pending>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read_with_tables(move |connection, tables| {
+            let outbox = &tables.outbox;
+            // A row is deliverable when it is not itself blocked (or its retry time has
+            // come) and no earlier row of its stream is blocked. The blocked rows are
+            // few and have their own partial index, so the check is one probe.
+            let columns = EVENT_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT o.position, o.stream_type, o.stream_id, o.attempts, {columns}
+                     FROM {outbox} o LEFT JOIN {events} e ON e.position = o.position
+                     WHERE (o.blocked_until IS NULL OR o.blocked_until <= ?1)
+                       AND NOT EXISTS (
+                           SELECT 1 FROM {outbox} b INDEXED BY {outbox}_blocked
+                           WHERE b.blocked_until IS NOT NULL
+                             AND b.stream_type = o.stream_type AND b.stream_id = o.stream_id
+                             AND b.position < o.position)
+                     ORDER BY o.position
+                     LIMIT ?2",
+                    events = tables.events
+                ))
+                .map_err(backend)?;
+            let mut rows = statement.query(params![now_micros(), limit]).map_err(backend)?;
+            let mut pending = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                let position: i64 = row.get(0).map_err(backend)?;
+                let attempts: i64 = row.get(3).map_err(backend)?;
+                let missing: Option<i64> = row.get(4).map_err(backend)?;
+                let event = if missing.is_none() {
+                    Err(format!("outbox row {position} has no event"))
+                } else {
+                    event_from_row(row, 4).map_err(|error| error.to_string())
+                };
+                pending.push(Pending {
+                    position: u64::try_from(position).unwrap_or(0),
+                    stream_type: row.get(1).map_err(backend)?,
+                    stream_id: row.get(2).map_err(backend)?,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    event,
+                });
+            }
+            Ok(pending)
+        })
+        .await
+    }
+
+    async fn acknowledge(&self, positions: Vec<u64>) -> Result<(), StoreError> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        self.write_with_tables(move |tx, tables| {
+            let mut delete =
+                tx.prepare_cached(&format!("DELETE FROM {} WHERE position = ?1", tables.outbox)).map_err(backend)?;
+            for position in positions {
+                delete.execute([to_i64(position)]).map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_failure(
+        &self,
+        position: u64,
+        attempts: u32,
+        error: String,
+        retry_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        self.write_with_tables(move |tx, tables| {
+            let blocked_until = retry_at.map_or(PARKED, Timestamp::as_unix_micros);
+            tx.execute(
+                &format!(
+                    "UPDATE {} SET attempts = ?2, last_error = ?3, blocked_until = ?4, parked = ?5 WHERE position = ?1",
+                    tables.outbox
+                ),
+                params![to_i64(position), attempts, error, blocked_until, retry_at.is_none()],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn requeue(&self, position: u64) -> Result<bool, StoreError> {
+        self.write_with_tables(move |tx, tables| {
+            let changed = tx
+                .execute(
+                    &format!(
+                        "UPDATE {} SET attempts = 0, blocked_until = NULL, parked = 0 WHERE position = ?1 AND parked = 1",
+                        tables.outbox
+                    ),
+                    [to_i64(position)],
+                )
+                .map_err(backend)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn skip(&self, position: u64, reason: String) -> Result<bool, StoreError> {
+        self.write_with_tables(move |tx, tables| {
+            let changed = tx
+                .execute(&format!("DELETE FROM {} WHERE position = ?1 AND parked = 1", tables.outbox), [to_i64(position)])
+                .map_err(backend)?;
+            if changed == 1 {
+                tx.execute(
+                    &format!(
+                        "INSERT OR REPLACE INTO {} (position, consumer, reason, skipped_at) VALUES (?1, 'relay', ?2, ?3)",
+                        tables.skipped
+                    ),
+                    params![to_i64(position), reason, now_micros()],
+                )
+                .map_err(backend)?;
+            }
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn status(&self) -> Result<OutboxStatus, StoreError> {
+        self.read_with_tables(move |connection, tables| {
+            let (pending, retrying): (i64, i64) = connection
+                .query_row(
+                    &format!(
+                        "SELECT COUNT(*), COALESCE(SUM(blocked_until IS NOT NULL AND parked = 0), 0) FROM {}",
+                        tables.outbox
+                    ),
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .map_err(backend)?;
+            let oldest: Option<i64> = connection
+                .query_row(
+                    &format!(
+                        "SELECT e.occurred_at FROM {} o JOIN {} e ON e.position = o.position ORDER BY o.position LIMIT 1",
+                        tables.outbox, tables.events
+                    ),
+                    [],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT position, stream_type, stream_id, attempts, COALESCE(last_error, '') FROM {} WHERE parked = 1 ORDER BY position",
+                    tables.outbox
+                ))
+                .map_err(backend)?;
+            let parked = statement
+                .query_map([], |row| {
+                    Ok(Parked {
+                        position: u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
+                        stream_type: row.get(1)?,
+                        stream_id: row.get(2)?,
+                        attempts: u32::try_from(row.get::<_, i64>(3)?).unwrap_or(u32::MAX),
+                        last_error: row.get(4)?,
+                    })
+                })
+                .and_then(Iterator::collect)
+                .map_err(backend)?;
+            Ok(OutboxStatus {
+                pending: u64::try_from(pending).unwrap_or(0),
+                retrying: u64::try_from(retrying).unwrap_or(0),
+                parked,
+                oldest_pending: oldest.map(Timestamp::from_unix_micros),
+            })
+        })
+        .await
+    }
+
+    fn appended(&self) -> watch::Receiver<u64> {
+        self.subscribe_head()
+    }
+}

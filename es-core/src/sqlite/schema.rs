@@ -1,0 +1,162 @@
+//! The tables `es` keeps in a SQLite database, created and migrated by the library.
+//!
+//! Every table name starts with a configurable prefix (`es_` by default), validated so
+//! that it cannot carry SQL. Migrations are numbered and applied in order, each in its
+//! own transaction, and recorded in `<prefix>schema`; a database migrated by a newer
+//! release is refused rather than misread.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::store::StoreError;
+
+/// The table names, with the prefix applied.
+#[derive(Debug, Clone)]
+pub(crate) struct Tables {
+    pub(crate) events: String,
+    pub(crate) outbox: String,
+    pub(crate) checkpoints: String,
+    pub(crate) skipped: String,
+    pub(crate) relay_lease: String,
+    pub(crate) schema: String,
+}
+
+impl Tables {
+    pub(crate) fn new(prefix: &str) -> Result<Self, StoreError> {
+        let valid = !prefix.is_empty()
+            && prefix.len() <= 32
+            && prefix.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(StoreError::Backend {
+                backend: "sqlite",
+                source: format!(
+                    "invalid table prefix {prefix:?}: use 1 to 32 ASCII letters, digits or underscores, not starting with a digit"
+                )
+                .into(),
+            });
+        }
+        Ok(Self {
+            events: format!("{prefix}events"),
+            outbox: format!("{prefix}outbox"),
+            checkpoints: format!("{prefix}checkpoints"),
+            skipped: format!("{prefix}skipped"),
+            relay_lease: format!("{prefix}relay_lease"),
+            schema: format!("{prefix}schema"),
+        })
+    }
+
+    /// The migrations, in order. Never edit a released one: add the next.
+    fn migrations(&self) -> Vec<String> {
+        let Tables { events, outbox, checkpoints, skipped, relay_lease, .. } = self;
+        vec![format!(
+            "CREATE TABLE {events} (
+                position INTEGER PRIMARY KEY AUTOINCREMENT,
+                event_id BLOB NOT NULL UNIQUE,
+                stream_type TEXT NOT NULL,
+                stream_id TEXT NOT NULL,
+                stream_version INTEGER NOT NULL,
+                event_type TEXT NOT NULL,
+                schema_version INTEGER NOT NULL,
+                occurred_at INTEGER NOT NULL,
+                metadata TEXT,
+                payload TEXT NOT NULL,
+                UNIQUE (stream_type, stream_id, stream_version)
+            );
+            -- The local event table's pending side: a row per event not yet
+            -- acknowledged by the sink. Delivered rows are deleted, so this table only
+            -- ever holds the backlog and the parked rows; the history stays in events.
+            CREATE TABLE {outbox} (
+                position INTEGER PRIMARY KEY REFERENCES {events}(position),
+                stream_type TEXT NOT NULL,
+                stream_id TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                -- NULL: deliverable. A time (unix micros): retry after it. Parked rows
+                -- hold i64::MAX. Later rows of the same stream wait while it is set.
+                blocked_until INTEGER,
+                parked INTEGER NOT NULL DEFAULT 0,
+                last_error TEXT
+            );
+            CREATE INDEX {outbox}_blocked ON {outbox} (stream_type, stream_id, position)
+                WHERE blocked_until IS NOT NULL;
+            CREATE TABLE {skipped} (
+                position INTEGER PRIMARY KEY,
+                consumer TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                skipped_at INTEGER NOT NULL
+            );
+            CREATE TABLE {checkpoints} (
+                projection TEXT PRIMARY KEY,
+                position INTEGER NOT NULL,
+                event_id BLOB,
+                updated_at INTEGER NOT NULL
+            );
+            CREATE TABLE {relay_lease} (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                owner TEXT NOT NULL,
+                expires_at INTEGER NOT NULL
+            );"
+        )]
+    }
+
+    /// Creates or migrates the schema.
+    pub(crate) fn migrate(&self, connection: &mut Connection) -> Result<(), StoreError> {
+        let schema = &self.schema;
+        connection
+            .execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS {schema} (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
+            ))
+            .map_err(super::backend)?;
+        let migrations = self.migrations();
+        let current: i64 = connection
+            .query_row(&format!("SELECT MAX(version) FROM {schema}"), [], |row| row.get::<_, Option<i64>>(0))
+            .optional()
+            .map_err(super::backend)?
+            .flatten()
+            .unwrap_or(0);
+        let known = i64::try_from(migrations.len()).unwrap_or(i64::MAX);
+        if current > known {
+            return Err(StoreError::Backend {
+                backend: "sqlite",
+                source: format!(
+                    "the database schema is at version {current}, newer than version {known} that this release knows; upgrade es"
+                )
+                .into(),
+            });
+        }
+        for (version, sql) in (1..).zip(&migrations).skip(usize::try_from(current).unwrap_or(0)) {
+            let tx = connection
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(super::backend)?;
+            // Another process may have migrated while this one waited for the lock.
+            let done: bool = tx
+                .query_row(&format!("SELECT EXISTS (SELECT 1 FROM {schema} WHERE version = ?1)"), [version], |row| {
+                    row.get(0)
+                })
+                .map_err(super::backend)?;
+            if !done {
+                tx.execute_batch(sql).map_err(super::backend)?;
+                tx.execute(
+                    &format!("INSERT INTO {schema} (version, applied_at) VALUES (?1, ?2)"),
+                    rusqlite::params![version, super::now_micros()],
+                )
+                .map_err(super::backend)?;
+                tracing::info!(version, "applied es schema migration");
+            }
+            tx.commit().map_err(super::backend)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn prefixes_cannot_carry_sql() {
+        for bad in ["", "1es", "es;DROP TABLE x;--", "es events", "é", &"x".repeat(33)] {
+            assert!(super::Tables::new(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["es_", "_x", "App2_es_"] {
+            assert!(super::Tables::new(good).is_ok(), "{good:?} refused");
+        }
+    }
+}

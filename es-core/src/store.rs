@@ -1,0 +1,264 @@
+//! The storage contract every backend keeps.
+
+use std::fmt;
+use std::future::Future;
+
+use uuid::Uuid;
+
+use crate::clock::Timestamp;
+use crate::event::{EncodeError, Event};
+use crate::recorded::{Metadata, Recorded};
+use crate::rehydrate::RehydrateError;
+
+/// Where a reader of the global log stands: strictly after the event it names.
+///
+/// Readers resume *after* a cursor, never at "position + 1": some backends hand out
+/// positions with gaps, and in commit order rather than in position order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cursor {
+    /// The commit-order key of the transaction that wrote the event (0 for backends
+    /// whose positions already follow commit order).
+    pub commit: u64,
+    /// The event's global position.
+    pub position: u64,
+}
+
+impl Cursor {
+    /// Before the first event.
+    pub const START: Cursor = Cursor { commit: 0, position: 0 };
+
+    /// A cursor for backends whose positions follow commit order.
+    #[must_use]
+    pub const fn at_position(position: u64) -> Self {
+        Self { commit: 0, position }
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.commit == 0 {
+            write!(f, "position {}", self.position)
+        } else {
+            write!(f, "position {} (commit {})", self.position, self.commit)
+        }
+    }
+}
+
+/// The version a writer expects a stream to be at: optimistic concurrency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// Append whatever the stream's version is.
+    Any,
+    /// The stream must not exist yet (version 0).
+    NoStream,
+    /// The stream must be exactly at this version.
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Whether a stream at `actual` satisfies this expectation.
+    #[must_use]
+    pub fn matches(self, actual: u64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::Exact(expected) => actual == expected,
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any version"),
+            ExpectedVersion::NoStream => f.write_str("no stream"),
+            ExpectedVersion::Exact(version) => write!(f, "version {version}"),
+        }
+    }
+}
+
+/// An event encoded and ready to append: everything but the position and version,
+/// which the store assigns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// Unique id, from the command side's id source.
+    pub event_id: Uuid,
+    /// The stored type name.
+    pub event_type: String,
+    /// The schema version the payload was written at.
+    pub schema_version: u32,
+    /// When the command was decided, from the command side's clock.
+    pub occurred_at: Timestamp,
+    /// Correlation, causation and user data.
+    pub metadata: Metadata,
+    /// The payload as JSON text.
+    pub payload: String,
+}
+
+impl NewEvent {
+    /// Encodes `event` with the given id, time and metadata.
+    pub fn encode<E: Event>(
+        event: &E,
+        event_id: Uuid,
+        occurred_at: Timestamp,
+        metadata: Metadata,
+    ) -> Result<Self, EncodeError> {
+        let event_type = event.event_type();
+        Ok(Self {
+            event_id,
+            event_type: event_type.name.to_owned(),
+            schema_version: event_type.version,
+            occurred_at,
+            metadata,
+            payload: event.encode()?,
+        })
+    }
+}
+
+/// An event as stored: envelope plus encoded payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Unique id (the dedupe key downstream).
+    pub event_id: Uuid,
+    /// The aggregate type of the stream.
+    pub stream_type: String,
+    /// The stream id.
+    pub stream_id: String,
+    /// 1, 2, 3, … within the stream.
+    pub stream_version: u64,
+    /// Where the event stands in the global log.
+    pub cursor: Cursor,
+    /// The stored type name.
+    pub event_type: String,
+    /// The schema version of the payload.
+    pub schema_version: u32,
+    /// When the command was decided.
+    pub occurred_at: Timestamp,
+    /// Correlation, causation and user data.
+    pub metadata: Metadata,
+    /// The payload as JSON text.
+    pub payload: String,
+}
+
+impl StoredEvent {
+    /// Decodes the payload into `E`, keeping the envelope. Errors name the stream,
+    /// version and type.
+    pub fn decode<E: Event>(self) -> Result<Recorded<E>, RehydrateError> {
+        let event = E::decode(&self.event_type, self.schema_version, &self.payload).map_err(|source| {
+            RehydrateError::Decode {
+                stream_type: self.stream_type.clone(),
+                stream_id: self.stream_id.clone(),
+                version: self.stream_version,
+                event_type: self.event_type.clone(),
+                source: Box::new(source),
+            }
+        })?;
+        Ok(Recorded {
+            event_id: self.event_id,
+            stream_type: self.stream_type,
+            stream_id: self.stream_id,
+            stream_version: self.stream_version,
+            cursor: self.cursor,
+            event_type: self.event_type,
+            schema_version: self.schema_version,
+            occurred_at: self.occurred_at,
+            metadata: self.metadata,
+            event,
+        })
+    }
+}
+
+/// What an append wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The stream's version after the append.
+    pub version: u64,
+    /// Where each appended event stands in the global log, in append order.
+    pub cursors: Vec<Cursor>,
+}
+
+/// A failure of the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another writer got there first.
+    #[error("stream {stream_type}/{stream_id}: expected {expected}, but the stream is at version {actual}")]
+    Conflict {
+        /// The stream's aggregate type.
+        stream_type: String,
+        /// The stream id.
+        stream_id: String,
+        /// What the writer expected.
+        expected: ExpectedVersion,
+        /// The stream's actual version.
+        actual: u64,
+    },
+    /// An event with this id is already stored.
+    #[error("event id {event_id} is already stored")]
+    DuplicateEventId {
+        /// The repeated id.
+        event_id: Uuid,
+    },
+    /// A value cannot be stored by this backend; nothing was written.
+    #[error("stream {stream_type}/{stream_id}: cannot store event `{event_type}`: {reason}")]
+    Unstorable {
+        /// The stream's aggregate type.
+        stream_type: String,
+        /// The stream id.
+        stream_id: String,
+        /// The event's type name.
+        event_type: String,
+        /// Why.
+        reason: String,
+    },
+    /// A stored row is not valid (written behind the library's back, or corrupted).
+    #[error("corrupt stored data at {location}: {reason}")]
+    Corrupt {
+        /// Where: stream and version, or position.
+        location: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The backend itself failed.
+    #[error("{backend} store: {source}")]
+    Backend {
+        /// Which backend.
+        backend: &'static str,
+        /// The driver's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// An append-only log of streams, readable per stream and as one global log.
+///
+/// Every backend runs the same conformance suite. Backends whose appends can join the
+/// caller's own database transaction name that transaction type and offer an inherent
+/// method to run code inside it; see the backend's documentation.
+pub trait EventStore: Send + Sync {
+    /// Appends `events` to a stream if it is at `expected`; assigns versions and
+    /// positions. All or nothing.
+    fn append(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<Appended, StoreError>> + Send;
+
+    /// Reads a stream's events with version `>= from_version`, in version order.
+    fn read_stream(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// Reads up to `limit` events of the global log strictly after `after`, in commit
+    /// order. Never skips an event that commits later at an earlier position.
+    fn read_all(
+        &self,
+        after: Cursor,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+}

@@ -1,0 +1,253 @@
+//! The store conformance suite: written once, run against every backend.
+//!
+//! A backend's test file defines `async fn new_store() -> impl EventStore` and then
+//! invokes `conformance_suite!()`.
+
+/// Generates the conformance tests for the backend whose `new_store` is in scope.
+#[macro_export]
+macro_rules! conformance_suite {
+    () => {
+        mod suite {
+            use super::new_store;
+            use crate::support::{Account, AccountEvent, BankError, awkward_notes};
+            use es::{
+                Aggregate, Cursor, EventStore, ExpectedVersion, ManualClock, Metadata, NewEvent, Repository,
+                SequentialIds, StoreError, Timestamp,
+            };
+
+            const T0: Timestamp = Timestamp::from_unix_micros(1_767_225_600_123_456);
+
+            fn new_events(ids: &SequentialIds, events: &[AccountEvent]) -> Vec<NewEvent> {
+                use es::IdSource;
+                events
+                    .iter()
+                    .map(|event| NewEvent::encode(event, ids.next_id(), T0, Metadata::default()).unwrap())
+                    .collect()
+            }
+
+            fn deposits(n: u64) -> Vec<AccountEvent> {
+                (1..=n).map(|amount| AccountEvent::Deposited { amount }).collect()
+            }
+
+            #[tokio::test]
+            async fn versions_start_at_one_and_are_contiguous() {
+                let store = new_store().await;
+                let ids = SequentialIds::new();
+                let first = store.append("Account", "a-1", ExpectedVersion::NoStream, new_events(&ids, &deposits(3))).await.unwrap();
+                assert_eq!(first.version, 3);
+                let second = store.append("Account", "a-1", ExpectedVersion::Exact(3), new_events(&ids, &deposits(2))).await.unwrap();
+                assert_eq!(second.version, 5);
+                assert!(first.cursors.iter().chain(&second.cursors).collect::<Vec<_>>().is_sorted());
+                let read = store.read_stream("Account", "a-1", 1).await.unwrap();
+                assert_eq!(read.iter().map(|e| e.stream_version).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+                let tail = store.read_stream("Account", "a-1", 4).await.unwrap();
+                assert_eq!(tail.iter().map(|e| e.stream_version).collect::<Vec<_>>(), vec![4, 5]);
+            }
+
+            #[tokio::test]
+            async fn a_stale_expected_version_is_a_typed_conflict_and_writes_nothing() {
+                let store = new_store().await;
+                let ids = SequentialIds::new();
+                store.append("Account", "a-1", ExpectedVersion::NoStream, new_events(&ids, &deposits(2))).await.unwrap();
+                for expected in [ExpectedVersion::NoStream, ExpectedVersion::Exact(1), ExpectedVersion::Exact(3)] {
+                    let error = store.append("Account", "a-1", expected, new_events(&ids, &deposits(1))).await.unwrap_err();
+                    match error {
+                        StoreError::Conflict { stream_id, actual, expected: reported, .. } => {
+                            assert_eq!((stream_id.as_str(), actual, reported), ("a-1", 2, expected));
+                        }
+                        other => panic!("expected a conflict, got {other}"),
+                    }
+                }
+                assert_eq!(store.read_stream("Account", "a-1", 1).await.unwrap().len(), 2);
+                let any = store.append("Account", "a-1", ExpectedVersion::Any, new_events(&ids, &deposits(1))).await.unwrap();
+                assert_eq!(any.version, 3);
+            }
+
+            #[tokio::test]
+            async fn a_repeated_event_id_is_refused_and_the_whole_append_with_it() {
+                let store = new_store().await;
+                let ids = SequentialIds::new();
+                let events = new_events(&ids, &deposits(2));
+                store.append("Account", "a-1", ExpectedVersion::NoStream, events[..1].to_vec()).await.unwrap();
+                let error = store.append("Account", "a-2", ExpectedVersion::NoStream, vec![events[1].clone(), events[0].clone()]).await.unwrap_err();
+                assert!(matches!(error, StoreError::DuplicateEventId { event_id } if event_id == events[0].event_id), "{error}");
+                assert!(store.read_stream("Account", "a-2", 1).await.unwrap().is_empty());
+            }
+
+            #[tokio::test]
+            async fn streams_are_told_apart_by_type_and_id() {
+                let store = new_store().await;
+                let ids = SequentialIds::new();
+                store.append("Account", "x", ExpectedVersion::NoStream, new_events(&ids, &deposits(1))).await.unwrap();
+                store.append("Ledger", "x", ExpectedVersion::NoStream, new_events(&ids, &deposits(2))).await.unwrap();
+                store.append("Account", "y", ExpectedVersion::NoStream, new_events(&ids, &deposits(3))).await.unwrap();
+                assert_eq!(store.read_stream("Account", "x", 1).await.unwrap().len(), 1);
+                assert_eq!(store.read_stream("Ledger", "x", 1).await.unwrap().len(), 2);
+                assert_eq!(store.read_stream("Account", "y", 1).await.unwrap().len(), 3);
+                assert!(store.read_stream("Ledger", "y", 1).await.unwrap().is_empty());
+            }
+
+            #[tokio::test]
+            async fn an_empty_append_checks_the_version_but_writes_nothing() {
+                let store = new_store().await;
+                let appended = store.append("Account", "a-1", ExpectedVersion::NoStream, vec![]).await.unwrap();
+                assert_eq!(appended.version, 0);
+                assert!(store.read_all(Cursor::START, 10).await.unwrap().is_empty());
+                let ids = SequentialIds::new();
+                store.append("Account", "a-1", ExpectedVersion::NoStream, new_events(&ids, &deposits(1))).await.unwrap();
+                let error = store.append("Account", "a-1", ExpectedVersion::NoStream, vec![]).await.unwrap_err();
+                assert!(matches!(error, StoreError::Conflict { actual: 1, .. }), "{error}");
+            }
+
+            #[tokio::test]
+            async fn the_global_log_is_read_strictly_after_a_cursor_in_commit_order() {
+                let store = new_store().await;
+                let ids = SequentialIds::new();
+                for round in 0..4 {
+                    for stream in ["a", "b", "c"] {
+                        let expected = if round == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(round) };
+                        store.append("Account", stream, expected, new_events(&ids, &deposits(1))).await.unwrap();
+                    }
+                }
+                let mut cursor = Cursor::START;
+                let mut seen = Vec::new();
+                loop {
+                    let page = store.read_all(cursor, 5).await.unwrap();
+                    if page.is_empty() {
+                        break;
+                    }
+                    assert!(page.len() <= 5);
+                    cursor = page.last().unwrap().cursor;
+                    seen.extend(page);
+                }
+                assert_eq!(seen.len(), 12);
+                let order: Vec<_> = seen.iter().map(|e| (e.stream_id.clone(), e.stream_version)).collect();
+                let expected: Vec<_> = (1..=4u64).flat_map(|v| ["a", "b", "c"].map(|s| (s.to_owned(), v))).collect();
+                assert_eq!(order, expected);
+                assert!(seen.windows(2).all(|w| w[0].cursor < w[1].cursor));
+                assert!(store.read_all(cursor, 5).await.unwrap().is_empty());
+            }
+
+            #[tokio::test]
+            async fn recorded_events_round_trip_exactly() {
+                let store = new_store().await;
+                let ids = SequentialIds::new();
+                let mut events = vec![AccountEvent::Opened { owner: "Zoë 🦀".into(), at: T0 }];
+                events.extend(awkward_notes().into_iter().map(AccountEvent::Noted));
+                events.push(AccountEvent::Closed);
+                let metadata = Metadata {
+                    correlation_id: Some(SequentialIds::nth(900)),
+                    causation_id: Some(SequentialIds::nth(901)),
+                    user: [("tenant".to_owned(), "ünïcode \u{0}".to_owned())].into(),
+                };
+                use es::IdSource;
+                let new: Vec<NewEvent> = events
+                    .iter()
+                    .map(|event| NewEvent::encode(event, ids.next_id(), T0, metadata.clone()).unwrap())
+                    .collect();
+                store.append("Account", "a-1", ExpectedVersion::NoStream, new.clone()).await.unwrap();
+                let read = store.read_stream("Account", "a-1", 1).await.unwrap();
+                assert_eq!(read.len(), events.len());
+                for ((stored, sent), original) in read.into_iter().zip(&new).zip(&events) {
+                    assert_eq!(stored.event_id, sent.event_id);
+                    assert_eq!(stored.occurred_at, T0);
+                    assert_eq!(stored.metadata, metadata);
+                    assert_eq!((stored.event_type.as_str(), stored.schema_version), (sent.event_type.as_str(), sent.schema_version));
+                    let recorded = stored.decode::<AccountEvent>().unwrap();
+                    // Compare floats by bits: -0.0 == 0.0 would hide a lost sign.
+                    assert_eq!(format!("{:?}", recorded.event()), format!("{original:?}"));
+                    if let (AccountEvent::Noted(a), AccountEvent::Noted(b)) = (recorded.event(), original) {
+                        assert_eq!((a.ratio.to_bits(), a.tiny.to_bits()), (b.ratio.to_bits(), b.tiny.to_bits()));
+                    }
+                }
+            }
+
+            #[tokio::test]
+            async fn the_state_after_a_command_is_the_state_every_replay_rebuilds() {
+                let clock = ManualClock::new(T0);
+                let repository = Repository::new(new_store().await).with_clock(clock).with_ids(SequentialIds::new());
+                let opened = repository.execute("a-1", |a: &Account, ctx| a.open("Ada", ctx)).await.unwrap();
+                assert_eq!(opened.events[0].occurred_at(), T0);
+                assert_eq!(opened.state.opened_at, Some(T0));
+                repository.execute("a-1", |a: &Account, _| a.deposit(100)).await.unwrap();
+                let noted = repository
+                    .execute("a-1", |_: &Account, _| Ok::<_, BankError>(awkward_notes().into_iter().map(AccountEvent::Noted).collect()))
+                    .await
+                    .unwrap();
+                let last = repository.execute("a-1", |a: &Account, _| a.withdraw(30)).await.unwrap();
+                assert_eq!(noted.version + 1, last.version);
+                let replayed = repository.load::<Account>("a-1").await.unwrap();
+                assert_eq!(replayed.version(), last.version);
+                assert_eq!(format!("{:?}", replayed.state()), format!("{:?}", last.state));
+                assert_eq!(replayed.state().balance, 70);
+            }
+
+            #[tokio::test]
+            async fn a_rejected_command_writes_nothing() {
+                let repository = Repository::new(new_store().await);
+                repository.execute("a-1", |a: &Account, ctx| a.open("Ada", ctx)).await.unwrap();
+                let error = repository.execute("a-1", |a: &Account, _| a.withdraw(1)).await.unwrap_err();
+                assert!(matches!(error, es::CommandError::Rejected(BankError::InsufficientFunds { balance: 0, asked: 1 })));
+                assert_eq!(repository.load::<Account>("a-1").await.unwrap().version(), 1);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_writers_at_one_version_have_exactly_one_winner() {
+                let store = std::sync::Arc::new(new_store().await);
+                let ids = std::sync::Arc::new(es::RandomIds);
+                let seed = new_events(&SequentialIds::new(), &deposits(1));
+                store.append("Account", "hot", ExpectedVersion::NoStream, seed).await.unwrap();
+                let writers: Vec<_> = (0..8)
+                    .map(|_| {
+                        let store = store.clone();
+                        let ids = ids.clone();
+                        tokio::spawn(async move {
+                            use es::IdSource;
+                            let event = NewEvent::encode(&AccountEvent::Deposited { amount: 1 }, ids.next_id(), T0, Metadata::default()).unwrap();
+                            store.append("Account", "hot", ExpectedVersion::Exact(1), vec![event]).await
+                        })
+                    })
+                    .collect();
+                let mut winners = 0;
+                for writer in writers {
+                    match writer.await.unwrap() {
+                        Ok(appended) => {
+                            winners += 1;
+                            assert_eq!(appended.version, 2);
+                        }
+                        Err(StoreError::Conflict { actual: 2, .. }) => {}
+                        Err(other) => panic!("unexpected error: {other}"),
+                    }
+                }
+                assert_eq!(winners, 1);
+                let versions: Vec<_> = store.read_stream("Account", "hot", 1).await.unwrap().iter().map(|e| e.stream_version).collect();
+                assert_eq!(versions, vec![1, 2]);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn retrying_commands_lose_no_update() {
+                let repository = std::sync::Arc::new(Repository::new(new_store().await));
+                repository.execute("a-1", |a: &Account, ctx| a.open("Ada", ctx)).await.unwrap();
+                let tasks: Vec<_> = (0..6)
+                    .map(|_| {
+                        let repository = repository.clone();
+                        tokio::spawn(async move {
+                            for _ in 0..5 {
+                                repository
+                                    .execute_with("a-1", es::Retry::attempts(100), Metadata::default(), |a: &Account, _| a.deposit(1))
+                                    .await
+                                    .unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.unwrap();
+                }
+                let account = repository.load::<Account>("a-1").await.unwrap();
+                assert_eq!((account.state().balance, account.version()), (30, 31));
+                assert_eq!(Account::stream_type(), "Account");
+            }
+        }
+    };
+}
