@@ -109,7 +109,7 @@ impl Account {
 struct Balances;
 
 impl Projection for Balances {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "balances"
     }
 

@@ -7,7 +7,6 @@
 //! Run it with `cargo run --example in_memory`. (The main example, `bank`, does the
 //! same on the embedded SQLite store and survives a crash.)
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use es::{Aggregate, Context, Event, EventStore, MemoryStore, Metadata, Repository, Retry, aggregate};
@@ -54,17 +53,27 @@ impl Aggregate for Account {
 
 #[derive(Debug, thiserror::Error)]
 enum BankError {
+    #[error("account is already open")]
+    AlreadyOpen,
+    #[error("account is not open")]
+    NotOpen,
     #[error("insufficient funds: balance is {balance}, {asked} asked")]
     InsufficientFunds { balance: u64, asked: u64 },
 }
 
 // Decisions read the state and the command context (time, ids) and return events.
 impl Account {
-    fn open(&self, owner: &str, ctx: &Context<'_>) -> Result<Vec<AccountEvent>, Infallible> {
+    fn open(&self, owner: &str, ctx: &Context<'_>) -> Result<Vec<AccountEvent>, BankError> {
+        if self.opened_at.is_some() {
+            return Err(BankError::AlreadyOpen);
+        }
         Ok(vec![AccountEvent::Opened { owner: owner.into(), opened_at: ctx.now() }])
     }
 
     fn deposit(&self, amount: u64) -> Result<Vec<AccountEvent>, BankError> {
+        if self.opened_at.is_none() {
+            return Err(BankError::NotOpen);
+        }
         Ok(vec![AccountEvent::Deposited { amount }])
     }
 

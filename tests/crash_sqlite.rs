@@ -26,7 +26,7 @@ const ACCOUNTS: u64 = 6;
 struct Balances;
 
 impl Projection for Balances {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "balances"
     }
     fn setup(&mut self, tx: &rusqlite::Connection) -> Result<(), HandlerError> {
@@ -134,10 +134,12 @@ fn read_sink(path: &Path) -> Vec<serde_json::Value> {
 }
 
 #[test]
+#[allow(clippy::too_many_lines, reason = "one scenario, checked invariant by invariant")]
 fn killing_the_process_at_random_points_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (db, sink_path) = paths(dir.path());
-    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    let mut seed: u64 =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos().into();
     let kills = 24;
     for round in 0..kills {
         let mut child = Command::new(std::env::current_exe().unwrap())
@@ -201,16 +203,16 @@ fn killing_the_process_at_random_points_loses_and_duplicates_nothing() {
 
         let lines = read_sink(&sink_path);
         let mut first_seen: Vec<String> = Vec::new();
-        let mut seen = HashSet::new();
+        let mut distinct = HashSet::new();
         for line in &lines {
             let id = line["event_id"].as_str().unwrap().to_owned();
-            if seen.insert(id.clone()) {
+            if distinct.insert(id.clone()) {
                 first_seen.push(id);
             }
         }
         let committed: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
-        assert_eq!(seen.len(), committed.len(), "after dedupe the sink holds exactly the committed events");
-        assert!(committed.iter().all(|id| seen.contains(id)));
+        assert_eq!(distinct.len(), committed.len(), "after dedupe the sink holds exactly the committed events");
+        assert!(committed.iter().all(|id| distinct.contains(id)));
         // Per stream, first deliveries come in version order.
         let version_of: HashMap<String, (String, u64)> =
             events.iter().map(|e| (e.event_id.to_string(), (e.stream_id.clone(), e.stream_version))).collect();
@@ -244,7 +246,7 @@ fn killing_the_process_at_random_points_loses_and_duplicates_nothing() {
             "{kills} kills: {} events committed, {} sink lines ({} redelivered), {} streams",
             events.len(),
             lines.len(),
-            lines.len() - seen.len(),
+            lines.len() - distinct.len(),
             streams.len()
         );
     });

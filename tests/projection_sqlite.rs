@@ -13,7 +13,7 @@ use support::AccountEvent;
 struct Balances;
 
 impl Projection for Balances {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "balances"
     }
 

@@ -87,6 +87,12 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// The machine's time in microseconds, for the stores' own bookkeeping (leases,
+/// retry times), never for events.
+pub(crate) fn now_micros() -> i64 {
+    Timestamp::from_system_time(SystemTime::now()).as_unix_micros()
+}
+
 /// The source of "now" for the command side.
 pub trait Clock: Send + Sync {
     /// The current time.

@@ -262,3 +262,23 @@ pub trait EventStore: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
 }
+
+/// Checks a table prefix so that it cannot carry SQL: 1 to 32 ASCII letters, digits or
+/// underscores, not starting with a digit.
+pub(crate) fn validate_table_prefix(prefix: &str, backend: &'static str) -> Result<(), StoreError> {
+    let valid = !prefix.is_empty()
+        && prefix.len() <= 32
+        && prefix.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(StoreError::Backend {
+            backend,
+            source: format!(
+                "invalid table prefix {prefix:?}: use 1 to 32 ASCII letters, digits or underscores, not starting with a digit"
+            )
+            .into(),
+        })
+    }
+}

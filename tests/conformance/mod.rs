@@ -9,16 +9,15 @@ macro_rules! conformance_suite {
     () => {
         mod suite {
             use super::new_store;
-            use crate::support::{Account, AccountEvent, BankError, awkward_notes};
+            use $crate::support::{Account, AccountEvent, BankError, awkward_notes};
             use es::{
-                Aggregate, Cursor, EventStore, ExpectedVersion, ManualClock, Metadata, NewEvent, Repository,
+                Aggregate, Cursor, EventStore, ExpectedVersion, IdSource, ManualClock, Metadata, NewEvent, Repository,
                 SequentialIds, StoreError, Timestamp,
             };
 
             const T0: Timestamp = Timestamp::from_unix_micros(1_767_225_600_123_456);
 
             fn new_events(ids: &SequentialIds, events: &[AccountEvent]) -> Vec<NewEvent> {
-                use es::IdSource;
                 events
                     .iter()
                     .map(|event| NewEvent::encode(event, ids.next_id(), T0, Metadata::default()).unwrap())
@@ -140,7 +139,6 @@ macro_rules! conformance_suite {
                     causation_id: Some(SequentialIds::nth(901)),
                     user: [("tenant".to_owned(), "ünïcode \u{0}".to_owned())].into(),
                 };
-                use es::IdSource;
                 let new: Vec<NewEvent> = events
                     .iter()
                     .map(|event| NewEvent::encode(event, ids.next_id(), T0, metadata.clone()).unwrap())
@@ -202,7 +200,6 @@ macro_rules! conformance_suite {
                         let store = store.clone();
                         let ids = ids.clone();
                         tokio::spawn(async move {
-                            use es::IdSource;
                             let event = NewEvent::encode(&AccountEvent::Deposited { amount: 1 }, ids.next_id(), T0, Metadata::default()).unwrap();
                             store.append("Account", "hot", ExpectedVersion::Exact(1), vec![event]).await
                         })

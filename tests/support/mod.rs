@@ -65,12 +65,17 @@ impl es::Aggregate for Account {
 pub enum BankError {
     #[error("account is not open")]
     NotOpen,
+    #[error("account is already open")]
+    AlreadyOpen,
     #[error("insufficient funds: balance {balance}, asked {asked}")]
     InsufficientFunds { balance: u64, asked: u64 },
 }
 
 impl Account {
     pub fn open(&self, owner: &str, ctx: &Context<'_>) -> Result<Vec<AccountEvent>, BankError> {
+        if self.opened_at.is_some() {
+            return Err(BankError::AlreadyOpen);
+        }
         Ok(vec![AccountEvent::Opened { owner: owner.to_owned(), at: ctx.now() }])
     }
 

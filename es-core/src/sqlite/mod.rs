@@ -7,7 +7,7 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! use es::sqlite::SqliteStore;
 //! use es::{ExpectedVersion, Metadata, NewEvent, SequentialIds, IdSource, Timestamp};
 //! # #[derive(serde::Serialize, serde::Deserialize, es::Event)]
@@ -555,6 +555,4 @@ pub(crate) fn backend(error: rusqlite::Error) -> StoreError {
     StoreError::Backend { backend: "sqlite", source: Box::new(error) }
 }
 
-pub(crate) fn now_micros() -> i64 {
-    Timestamp::from_system_time(std::time::SystemTime::now()).as_unix_micros()
-}
+pub(crate) use crate::clock::now_micros;

@@ -22,19 +22,7 @@ pub(crate) struct Tables {
 
 impl Tables {
     pub(crate) fn new(prefix: &str) -> Result<Self, StoreError> {
-        let valid = !prefix.is_empty()
-            && prefix.len() <= 32
-            && prefix.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
-            return Err(StoreError::Backend {
-                backend: "sqlite",
-                source: format!(
-                    "invalid table prefix {prefix:?}: use 1 to 32 ASCII letters, digits or underscores, not starting with a digit"
-                )
-                .into(),
-            });
-        }
+        crate::store::validate_table_prefix(prefix, "sqlite")?;
         Ok(Self {
             events: format!("{prefix}events"),
             outbox: format!("{prefix}outbox"),

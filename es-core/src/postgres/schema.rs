@@ -1,0 +1,182 @@
+//! The tables `es` keeps in a PostgreSQL database, created and migrated by the
+//! library, and the SQL it runs on them (built once per store, with the validated
+//! table prefix).
+
+use std::sync::Arc;
+
+use sqlx::{AssertSqlSafe, PgConnection};
+
+use crate::store::StoreError;
+
+/// Table names and statements, with the prefix applied.
+#[derive(Debug)]
+pub(crate) struct Sql {
+    pub(crate) prefix: String,
+    pub(crate) events: String,
+    pub(crate) outbox: String,
+    pub(crate) checkpoints: String,
+    pub(crate) skipped: String,
+    pub(crate) relay_lease: String,
+    schema: String,
+    /// The channel appends notify on commit, so that relays and projections in any
+    /// process wake at once.
+    pub(crate) channel: String,
+    pub(crate) append: Arc<str>,
+    pub(crate) read_stream: Arc<str>,
+    pub(crate) read_all: Arc<str>,
+}
+
+pub(crate) const EVENT_COLUMNS: &str = "transaction_id::text, position, event_id, stream_type, stream_id, stream_version, event_type, schema_version, occurred_at, metadata, payload";
+
+impl Sql {
+    pub(crate) fn new(prefix: &str) -> Result<Self, StoreError> {
+        crate::store::validate_table_prefix(prefix, "postgres")?;
+        let events = format!("{prefix}events");
+        let outbox = format!("{prefix}outbox");
+        let append = format!(
+            "WITH last AS (
+                 SELECT stream_version, transaction_id FROM {events}
+                 WHERE stream_type = $1 AND stream_id = $2
+                 ORDER BY stream_version DESC LIMIT 1
+             ), current AS (
+                 SELECT COALESCE((SELECT stream_version FROM last), 0) AS version,
+                        COALESCE((SELECT transaction_id > pg_current_xact_id() FROM last), false) AS younger_writer
+             ), inserted AS (
+                 INSERT INTO {events} (event_id, stream_type, stream_id, stream_version, event_type, schema_version, occurred_at, metadata, payload)
+                 SELECT e.event_id, $1, $2, current.version + e.ord, e.event_type, e.schema_version, e.occurred_at, e.metadata, e.payload
+                 FROM current, UNNEST($4::uuid[], $5::text[], $6::int4[], $7::int8[], $8::text[], $9::text[])
+                      WITH ORDINALITY AS e(event_id, event_type, schema_version, occurred_at, metadata, payload, ord)
+                 WHERE ($3::int8 IS NULL OR current.version = $3) AND NOT current.younger_writer
+                 RETURNING position, stream_version
+             ), queued AS (
+                 INSERT INTO {outbox} (position, stream_type, stream_id) SELECT position, $1, $2 FROM inserted
+             )
+             SELECT current.version, current.younger_writer, pg_current_xact_id()::text,
+                    COALESCE((SELECT array_agg(position ORDER BY stream_version) FROM inserted), '{{}}'),
+                    pg_notify($10, '')::text
+             FROM current"
+        );
+        let read_stream = format!(
+            "SELECT {EVENT_COLUMNS} FROM {events}
+             WHERE stream_type = $1 AND stream_id = $2 AND stream_version >= $3 ORDER BY stream_version"
+        );
+        // Commit-order-safe: only transactions below the snapshot's xmin, which have
+        // all finished, are read; a transaction still running (even one that took its
+        // positions earlier) is read later, after the cursor, never skipped.
+        let read_all = format!(
+            "SELECT {EVENT_COLUMNS} FROM {events}
+             WHERE (transaction_id, position) > ($1::text::xid8, $2)
+               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY transaction_id, position LIMIT $3"
+        );
+        Ok(Self {
+            prefix: prefix.to_owned(),
+            checkpoints: format!("{prefix}checkpoints"),
+            skipped: format!("{prefix}skipped"),
+            relay_lease: format!("{prefix}relay_lease"),
+            schema: format!("{prefix}schema"),
+            channel: format!("{prefix}appended"),
+            append: append.into(),
+            read_stream: read_stream.into(),
+            read_all: read_all.into(),
+            events,
+            outbox,
+        })
+    }
+
+    /// The migrations, in order. Never edit a released one: add the next.
+    fn migrations(&self) -> Vec<String> {
+        let Sql { events, outbox, checkpoints, skipped, relay_lease, .. } = self;
+        vec![format!(
+            "CREATE TABLE {events} (
+                position BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
+                event_id UUID NOT NULL UNIQUE,
+                stream_type TEXT NOT NULL,
+                stream_id TEXT NOT NULL,
+                stream_version BIGINT NOT NULL,
+                event_type TEXT NOT NULL,
+                schema_version INT NOT NULL,
+                -- microseconds since the Unix epoch, exactly as recorded
+                occurred_at BIGINT NOT NULL,
+                metadata TEXT,
+                -- JSON text, kept byte for byte (jsonb would drop the sign of -0.0)
+                payload TEXT NOT NULL,
+                UNIQUE (stream_type, stream_id, stream_version)
+            );
+            CREATE INDEX {events}_commit_order ON {events} (transaction_id, position);
+            CREATE TABLE {outbox} (
+                position BIGINT PRIMARY KEY REFERENCES {events} (position),
+                stream_type TEXT NOT NULL,
+                stream_id TEXT NOT NULL,
+                attempts INT NOT NULL DEFAULT 0,
+                blocked_until BIGINT,
+                parked BOOLEAN NOT NULL DEFAULT false,
+                last_error TEXT
+            );
+            CREATE INDEX {outbox}_blocked ON {outbox} (stream_type, stream_id, position) WHERE blocked_until IS NOT NULL;
+            CREATE TABLE {skipped} (
+                position BIGINT PRIMARY KEY,
+                consumer TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                skipped_at BIGINT NOT NULL
+            );
+            CREATE TABLE {checkpoints} (
+                projection TEXT PRIMARY KEY,
+                transaction_id xid8 NOT NULL DEFAULT '0',
+                position BIGINT NOT NULL DEFAULT 0,
+                event_id UUID,
+                updated_at BIGINT NOT NULL DEFAULT 0
+            );
+            CREATE TABLE {relay_lease} (
+                id INT PRIMARY KEY CHECK (id = 1),
+                owner TEXT NOT NULL,
+                expires_at BIGINT NOT NULL
+            );"
+        )]
+    }
+
+    /// Creates or migrates the schema. Concurrent instances serialise on an advisory
+    /// lock, so exactly one of them applies each migration.
+    pub(crate) async fn migrate(&self, connection: &mut PgConnection) -> Result<(), StoreError> {
+        let schema = &self.schema;
+        let mut tx = sqlx::Connection::begin(connection).await.map_err(super::backend)?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(&self.prefix)
+            .execute(&mut *tx)
+            .await
+            .map_err(super::backend)?;
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE TABLE IF NOT EXISTS {schema} (version INT PRIMARY KEY, applied_at BIGINT NOT NULL)"
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(super::backend)?;
+        let current: i32 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT COALESCE(MAX(version), 0) FROM {schema}")))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(super::backend)?;
+        let migrations = self.migrations();
+        let known = i32::try_from(migrations.len()).unwrap_or(i32::MAX);
+        if current > known {
+            return Err(StoreError::Backend {
+                backend: "postgres",
+                source: format!(
+                    "the database schema is at version {current}, newer than version {known} that this release knows; upgrade es"
+                )
+                .into(),
+            });
+        }
+        for (version, sql) in (1..).zip(&migrations).skip(usize::try_from(current).unwrap_or(0)) {
+            sqlx::raw_sql(AssertSqlSafe(sql.clone())).execute(&mut *tx).await.map_err(super::backend)?;
+            sqlx::query(AssertSqlSafe(format!("INSERT INTO {schema} (version, applied_at) VALUES ($1, $2)")))
+                .bind(version)
+                .bind(crate::clock::now_micros())
+                .execute(&mut *tx)
+                .await
+                .map_err(super::backend)?;
+            tracing::info!(version, prefix = %self.prefix, "applied es schema migration");
+        }
+        tx.commit().await.map_err(super::backend)
+    }
+}

@@ -1,0 +1,33 @@
+//! Expansion of a checked impl: the user's impl with the marker references in front of
+//! each body, and the proof that the attribute ran.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::ast::Input;
+use super::valid::Checked;
+use crate::purity::checker::insert_markers;
+
+pub fn expand(mut input: Input, checked: Checked) -> TokenStream {
+    for (index, markers) in checked.markers {
+        if let syn::ImplItem::Fn(function) = &mut input.item.items[index] {
+            insert_markers(&mut function.block, &markers);
+        }
+    }
+    let item = &input.item;
+    let proof = purity_checked(item);
+    quote!(#item #proof)
+}
+
+/// `Aggregate` requires `PurityChecked`, and only this attribute implements it: an impl
+/// that skipped the check does not compile.
+pub fn purity_checked(item: &syn::ItemImpl) -> TokenStream {
+    let (impl_generics, _, where_clause) = item.generics.split_for_impl();
+    let self_ty = &item.self_ty;
+    quote! {
+        const _: () = {
+            #[automatically_derived]
+            impl #impl_generics ::es::__private::PurityChecked for #self_ty #where_clause {}
+        };
+    }
+}

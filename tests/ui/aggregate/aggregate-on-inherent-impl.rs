@@ -1,0 +1,22 @@
+use es::aggregate;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, es::Event)]
+pub enum CartEvent {
+    Added { sku: String, quantity: u32 },
+}
+
+#[derive(Debug, Default)]
+pub struct Cart {
+    pub items: u32,
+}
+
+#[aggregate]
+impl Cart {
+    pub fn apply(&mut self, event: &CartEvent) {
+        let CartEvent::Added { quantity, .. } = event;
+        self.items += quantity;
+    }
+}
+
+fn main() {}

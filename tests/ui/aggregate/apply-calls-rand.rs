@@ -1,0 +1,32 @@
+use es::{Aggregate, aggregate};
+use serde::{Deserialize, Serialize};
+
+// Stands in for the rand crate: the check is by path.
+mod rand {
+    pub fn random() -> u32 {
+        4
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, es::Event)]
+pub enum CartEvent {
+    Added { sku: String, quantity: u32 },
+}
+
+#[derive(Debug, Default)]
+pub struct Cart {
+    pub items: u32,
+}
+
+#[aggregate]
+impl Aggregate for Cart {
+    type Event = CartEvent;
+
+    fn apply(&mut self, event: &CartEvent) {
+        let CartEvent::Added { quantity, .. } = event;
+        self.items += quantity;
+        self.items += rand::random();
+    }
+}
+
+fn main() {}

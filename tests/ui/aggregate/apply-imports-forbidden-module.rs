@@ -1,0 +1,26 @@
+use es::{Aggregate, aggregate};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, es::Event)]
+pub enum CartEvent {
+    Added { sku: String, quantity: u32 },
+}
+
+#[derive(Debug, Default)]
+pub struct Cart {
+    pub items: u32,
+}
+
+#[aggregate]
+impl Aggregate for Cart {
+    type Event = CartEvent;
+
+    fn apply(&mut self, event: &CartEvent) {
+        use std::fs::read_to_string;
+        let CartEvent::Added { quantity, .. } = event;
+        self.items += quantity;
+        let _ = read_to_string("cart.log");
+    }
+}
+
+fn main() {}

@@ -1,0 +1,23 @@
+use es::{Aggregate, aggregate};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, es::Event)]
+pub enum CartEvent {
+    Added { sku: String, quantity: u32 },
+}
+
+#[derive(Debug, Default)]
+pub struct Cart {
+    pub items: u32,
+}
+
+#[aggregate]
+impl Aggregate for Cart {
+    type Event = CartEvent;
+
+    fn apply(&self, event: &CartEvent) {
+        let _ = event;
+    }
+}
+
+fn main() {}

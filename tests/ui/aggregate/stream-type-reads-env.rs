@@ -1,0 +1,28 @@
+use es::{Aggregate, aggregate};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, es::Event)]
+pub enum CartEvent {
+    Added { sku: String, quantity: u32 },
+}
+
+#[derive(Debug, Default)]
+pub struct Cart {
+    pub items: u32,
+}
+
+#[aggregate]
+impl Aggregate for Cart {
+    type Event = CartEvent;
+
+    fn stream_type() -> &'static str {
+        if std::env::var("LEGACY").is_ok() { "cart_v1" } else { "cart" }
+    }
+
+    fn apply(&mut self, event: &CartEvent) {
+        let CartEvent::Added { quantity, .. } = event;
+        self.items += quantity;
+    }
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+use es::Event;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+enum AccountEvent {
+    #[event(name = "account.opened")]
+    Opened { owner: String },
+    #[event(name = "account.opened", version = 2)]
+    Reopened { owner: String },
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use es::Event;
+use std::sync::OnceLock;
+
+#[derive(Event)]
+struct Configured {
+    value: OnceLock<String>,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use es::Event;
+
+#[derive(Event)]
+struct Opened {
+    owner: String,
+}
+
+fn main() {}
