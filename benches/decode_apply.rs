@@ -7,7 +7,7 @@
 //! rehydration does on top: the envelope and the strict version check.
 //!
 //! Run: `cargo bench --bench decode_apply` (add `-- --events N --rounds R` to change
-//! the workload).
+//! the workload, or `-- --quick` for a smoke run).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -149,8 +149,9 @@ fn arg(name: &str, default: usize) -> usize {
 }
 
 fn main() {
-    let events = arg("--events", 300_000);
-    let rounds = arg("--rounds", 15);
+    let quick = std::env::args().any(|a| a == "--quick");
+    let events = arg("--events", if quick { 3_000 } else { 300_000 });
+    let rounds = arg("--rounds", if quick { 3 } else { 15 });
     let values = workload(events);
     let data: Vec<(String, String)> =
         values.iter().map(|e| (e.event_type().name.to_owned(), e.encode().expect("encodes"))).collect();

@@ -6,6 +6,10 @@ pub mod clock;
 pub mod command;
 pub mod event;
 pub mod memory;
+#[cfg(feature = "nats")]
+pub mod nats;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod payload;
 pub mod projection;
 pub mod recorded;

@@ -255,7 +255,9 @@ pub trait EventStore: Send + Sync {
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
 
     /// Reads up to `limit` events of the global log strictly after `after`, in commit
-    /// order. Never skips an event that commits later at an earlier position.
+    /// order. Never skips an event that commits later at an earlier position; to
+    /// guarantee that, a backend may hold back recently committed events until older
+    /// transactions have finished, so an empty page means "nothing more yet".
     fn read_all(
         &self,
         after: Cursor,

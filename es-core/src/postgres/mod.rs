@@ -1,0 +1,364 @@
+//! The PostgreSQL store, through sqlx: for many service instances on one database.
+//!
+//! Appends run inside the caller's own transaction, so business writes, events and
+//! outbox rows commit together:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use es::postgres::PgStore;
+//! use es::{ExpectedVersion, IdSource, Metadata, NewEvent, RandomIds, Timestamp};
+//! # #[derive(serde::Serialize, serde::Deserialize, es::Event)]
+//! # struct Deposited { amount: u64 }
+//!
+//! let store = PgStore::connect("postgres://postgres@127.0.0.1/test").await?;
+//! let mut tx = store.pool().begin().await?;
+//! sqlx::query("INSERT INTO ledger (account, amount) VALUES ($1, $2)").bind("a-1").bind(5_i64).execute(&mut *tx).await?;
+//! let event = NewEvent::encode(&Deposited { amount: 5 }, RandomIds.next_id(), Timestamp::EPOCH, Metadata::default())?;
+//! store.append_in(&mut tx, "Account", "a-1", ExpectedVersion::NoStream, vec![event]).await?;
+//! tx.commit().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! **Reading in commit order.** PostgreSQL hands out positions when rows are
+//! inserted, not when they commit, so a reader that trusted positions alone could pass
+//! an event whose transaction commits late and never see it. Each event therefore
+//! records its transaction id (`xid8`), the global log is read in `(transaction id,
+//! position)` order, and only transactions below the snapshot's `xmin` are read: all
+//! of those have finished, and every later one gets a larger id. A cursor is that
+//! pair. The price: one long-running transaction anywhere in the cluster holds back
+//! every reader of the log until it ends.
+//!
+//! **Per-stream order.** Transaction ids are taken when a transaction first writes,
+//! so a transaction that wrote something else first could append the next version of
+//! a stream with an *older* id than the one that wrote the version before. Such an
+//! append is refused as a [`StoreError::Conflict`] (retry it in a new transaction),
+//! which keeps every stream's versions in the same order as the global log.
+
+mod outbox;
+mod projection;
+mod schema;
+
+use std::sync::Arc;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::clock::Timestamp;
+use crate::recorded::Metadata;
+use crate::store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
+
+pub use projection::{Projection, ProjectionRunner};
+pub(crate) use schema::Sql;
+
+/// The PostgreSQL event store. Cheap to clone: clones share the pool.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    sql: Arc<Sql>,
+    appended: Arc<std::sync::OnceLock<watch::Sender<u64>>>,
+}
+
+impl PgStore {
+    /// Connects with a pool of up to 10 connections and the table prefix `es_`, and
+    /// creates or migrates the schema.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options: PgConnectOptions = url.parse().map_err(backend)?;
+        let pool = PgPoolOptions::new().max_connections(10).connect_with(options).await.map_err(backend)?;
+        Self::with_pool(pool, "es_").await
+    }
+
+    /// Uses an existing pool (the application's own) and a table prefix: 1 to 32
+    /// ASCII letters, digits or underscores.
+    pub async fn with_pool(pool: PgPool, table_prefix: &str) -> Result<Self, StoreError> {
+        let sql = Sql::new(table_prefix)?;
+        let mut connection = pool.acquire().await.map_err(backend)?;
+        sql.migrate(&mut connection).await?;
+        Ok(Self { pool, sql: Arc::new(sql), appended: Arc::default() })
+    }
+
+    /// The pool, for the application's own queries and transactions.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The full name of one of the store's tables (`events`, `outbox`,
+    /// `checkpoints`, `skipped`), with the prefix.
+    #[must_use]
+    pub fn table(&self, name: &str) -> String {
+        format!("{}{name}", self.sql.prefix)
+    }
+
+    /// Appends to a stream inside the caller's transaction (or on any connection),
+    /// with the events' outbox rows, in one statement. Nothing is visible to readers
+    /// before the caller commits.
+    pub async fn append_in(
+        &self,
+        connection: &mut PgConnection,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError> {
+        let span = tracing::debug_span!("append", stream_type, stream_id, events = events.len());
+        let _entered = span.enter();
+        check_storable(stream_type, stream_id, &events)?;
+        let count = events.len();
+        let mut ids = Vec::with_capacity(count);
+        let mut types = Vec::with_capacity(count);
+        let mut versions = Vec::with_capacity(count);
+        let mut times = Vec::with_capacity(count);
+        let mut metadata = Vec::with_capacity(count);
+        let mut payloads = Vec::with_capacity(count);
+        for event in events {
+            ids.push(event.event_id);
+            versions.push(i32::try_from(event.schema_version).map_err(|_| StoreError::Unstorable {
+                stream_type: stream_type.to_owned(),
+                stream_id: stream_id.to_owned(),
+                event_type: event.event_type.clone(),
+                reason: format!("schema version {} exceeds PostgreSQL's INT", event.schema_version),
+            })?);
+            types.push(event.event_type);
+            times.push(event.occurred_at.as_unix_micros());
+            metadata.push(if event.metadata.is_empty() {
+                None
+            } else {
+                Some(serde_json::to_string(&event.metadata).map_err(|error| StoreError::Unstorable {
+                    stream_type: stream_type.to_owned(),
+                    stream_id: stream_id.to_owned(),
+                    event_type: String::new(),
+                    reason: format!("metadata does not encode: {error}"),
+                })?)
+            });
+            payloads.push(event.payload);
+        }
+        let expected_sql = match expected {
+            ExpectedVersion::Any => None,
+            ExpectedVersion::NoStream => Some(0_i64),
+            ExpectedVersion::Exact(version) => Some(i64::try_from(version).unwrap_or(i64::MAX)),
+        };
+        let row = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.append)))
+            .bind(stream_type)
+            .bind(stream_id)
+            .bind(expected_sql)
+            .bind(&ids)
+            .bind(&types)
+            .bind(&versions)
+            .bind(&times)
+            .bind(&metadata)
+            .bind(&payloads)
+            .bind(&self.sql.channel)
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(|error| match &error {
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+                    if db.constraint().is_some_and(|c| c.contains("event_id")) {
+                        // The detail reads "Key (event_id)=(<uuid>) already exists."
+                        let detail = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().and_then(|e| e.detail());
+                        let duplicate = detail
+                            .and_then(|d| d.split_once("=(")?.1.split_once(')'))
+                            .and_then(|(id, _)| id.parse().ok())
+                            .or_else(|| ids.first().copied())
+                            .unwrap_or_default();
+                        StoreError::DuplicateEventId { event_id: duplicate }
+                    } else {
+                        // A concurrent transaction appended the same version and
+                        // committed first; the stream is now at least one further.
+                        let at_least = match expected {
+                            ExpectedVersion::Exact(version) => version + 1,
+                            ExpectedVersion::NoStream | ExpectedVersion::Any => 1,
+                        };
+                        StoreError::Conflict {
+                            stream_type: stream_type.to_owned(),
+                            stream_id: stream_id.to_owned(),
+                            expected,
+                            actual: at_least,
+                        }
+                    }
+                }
+                _ => backend(error),
+            })?;
+        let actual = u64::try_from(row.try_get::<i64, _>(0).map_err(backend)?).unwrap_or(0);
+        let younger_writer: bool = row.try_get(1).map_err(backend)?;
+        let transaction: String = row.try_get(2).map_err(backend)?;
+        let positions: Vec<i64> = row.try_get(3).map_err(backend)?;
+        if !expected.matches(actual) || younger_writer {
+            return Err(StoreError::Conflict {
+                stream_type: stream_type.to_owned(),
+                stream_id: stream_id.to_owned(),
+                expected,
+                actual,
+            });
+        }
+        let commit = transaction.parse().unwrap_or(0);
+        let cursors: Vec<Cursor> =
+            positions.into_iter().map(|p| Cursor { commit, position: u64::try_from(p).unwrap_or(0) }).collect();
+        Ok(Appended { version: actual + cursors.len() as u64, cursors })
+    }
+
+    /// Changes whenever any process appends to this database (through `LISTEN`).
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        let sender = self.appended.get_or_init(|| {
+            let (sender, _) = watch::channel(0);
+            let pool = self.pool.clone();
+            let channel = self.sql.channel.clone();
+            let notify = sender.clone();
+            tokio::spawn(async move { listen(pool, channel, notify).await });
+            sender
+        });
+        sender.subscribe()
+    }
+}
+
+/// Forwards notifications of appends to the watchers, reconnecting after failures,
+/// until the last watcher is gone.
+async fn listen(pool: PgPool, channel: String, notify: watch::Sender<u64>) {
+    let mut count = 0;
+    while !notify.is_closed() {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for appends; relays and projections fall back to polling");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if listener.listen(&channel).await.is_err() {
+            continue;
+        }
+        while let Ok(_notification) = listener.recv().await {
+            count += 1;
+            if notify.send(count).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// PostgreSQL text cannot hold a NUL character: refuse before anything is written.
+fn check_storable(stream_type: &str, stream_id: &str, events: &[NewEvent]) -> Result<(), StoreError> {
+    let refuse = |event_type: &str, what: &str| StoreError::Unstorable {
+        stream_type: stream_type.to_owned(),
+        stream_id: stream_id.to_owned(),
+        event_type: event_type.to_owned(),
+        reason: format!("{what} contains a NUL character, which PostgreSQL text cannot hold"),
+    };
+    if stream_type.contains('\0') {
+        return Err(refuse("", "the stream type"));
+    }
+    if stream_id.contains('\0') {
+        return Err(refuse("", "the stream id"));
+    }
+    for event in events {
+        if event.event_type.contains('\0') {
+            return Err(refuse(&event.event_type, "the event type"));
+        }
+        // JSON text escapes NUL as \u0000, so payloads and metadata never hold one.
+        if event.payload.contains('\0') {
+            return Err(refuse(&event.event_type, "the payload"));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn event_from_row(row: &PgRow) -> Result<StoredEvent, StoreError> {
+    event_from_row_at(row, 0)
+}
+
+/// Reads the [`schema::EVENT_COLUMNS`] of a row, starting at column `at`, refusing
+/// values the library would never have written.
+pub(crate) fn event_from_row_at(row: &PgRow, at: usize) -> Result<StoredEvent, StoreError> {
+    let position: i64 = row.try_get(at + 1).map_err(backend)?;
+    let corrupt = |reason: String| StoreError::Corrupt { location: format!("position {position}"), reason };
+    let transaction: String = row.try_get(at).map_err(backend)?;
+    let stream_version: i64 = row.try_get(at + 5).map_err(backend)?;
+    let schema_version: i32 = row.try_get(at + 7).map_err(backend)?;
+    let metadata: Option<String> = row.try_get(at + 9).map_err(backend)?;
+    let metadata = match metadata {
+        None => Metadata::default(),
+        Some(text) => {
+            serde_json::from_str(&text).map_err(|error| corrupt(format!("metadata does not decode: {error}")))?
+        }
+    };
+    Ok(StoredEvent {
+        event_id: row.try_get::<Uuid, _>(at + 2).map_err(backend)?,
+        stream_type: row.try_get(at + 3).map_err(backend)?,
+        stream_id: row.try_get(at + 4).map_err(backend)?,
+        stream_version: u64::try_from(stream_version)
+            .map_err(|_| corrupt(format!("negative stream version {stream_version}")))?,
+        cursor: Cursor {
+            commit: transaction.parse().map_err(|_| corrupt(format!("transaction id {transaction:?}")))?,
+            position: u64::try_from(position).map_err(|_| corrupt("negative position".into()))?,
+        },
+        event_type: row.try_get(at + 6).map_err(backend)?,
+        schema_version: u32::try_from(schema_version)
+            .map_err(|_| corrupt(format!("negative schema version {schema_version}")))?,
+        occurred_at: Timestamp::from_unix_micros(row.try_get(at + 8).map_err(backend)?),
+        metadata,
+        payload: row.try_get(at + 10).map_err(backend)?,
+    })
+}
+
+impl EventStore for PgStore {
+    async fn append(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let appended = self.append_in(&mut tx, stream_type, stream_id, expected, events).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(appended)
+    }
+
+    async fn read_stream(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.read_stream)))
+            .bind(stream_type)
+            .bind(stream_id)
+            .bind(i64::try_from(from_version).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn read_all(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        read_all(&self.sql, &mut *self.pool.acquire().await.map_err(backend)?, after, limit).await
+    }
+}
+
+pub(crate) async fn read_all(
+    sql: &Sql,
+    connection: &mut PgConnection,
+    after: Cursor,
+    limit: usize,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = sqlx::query(AssertSqlSafe(Arc::clone(&sql.read_all)))
+        .bind(after.commit.to_string())
+        .bind(i64::try_from(after.position).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(connection)
+        .await
+        .map_err(backend)?;
+    rows.iter().map(event_from_row).collect()
+}
+
+pub(crate) fn backend(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::Backend { backend: "postgres", source: error.into() }
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// Lets `?` carry the caller's own SQL errors out of code that also appends.
+    fn from(error: sqlx::Error) -> Self {
+        backend(error)
+    }
+}

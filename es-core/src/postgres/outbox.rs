@@ -1,0 +1,213 @@
+//! The outbox of a PostgreSQL store: what the relay reads and marks.
+//!
+//! Several relay instances share one database. One of them at a time holds the
+//! outbox lease (a row with an owner and an expiry) and delivers; the others wait and
+//! take over within one lease period when the holder dies. A single deliverer keeps
+//! per-stream order trivially true at the sink and means a row is never in flight in
+//! two relays at once; `FOR UPDATE SKIP LOCKED` workers would need a lock per stream
+//! to keep order, for a throughput the sink, not the relay, usually limits.
+
+use std::time::Duration;
+
+use sqlx::{AssertSqlSafe, Row};
+use tokio::sync::watch;
+
+use super::{PgStore, backend};
+use crate::clock::{Timestamp, now_micros};
+use crate::relay::{Outbox, OutboxStatus, Parked, Pending};
+use crate::store::StoreError;
+
+const PARKED: i64 = i64::MAX;
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl Outbox for PgStore {
+    async fn acquire_lease(&self, owner: &str, lease: Duration) -> Result<bool, StoreError> {
+        let lease = i64::try_from(lease.as_micros()).unwrap_or(i64::MAX);
+        let table = &self.sql.relay_lease;
+        let now = now_micros();
+        let taken = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {table} (id, owner, expires_at) VALUES (1, $1, $2)
+             ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+             WHERE {table}.owner = excluded.owner OR {table}.expires_at < $3"
+        )))
+        .bind(owner)
+        .bind(now.saturating_add(lease))
+        .bind(now)
+        .execute(self.pool())
+        .await
+        .map_err(backend)?;
+        Ok(taken.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, owner: &str) -> Result<(), StoreError> {
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM {} WHERE id = 1 AND owner = $1", self.sql.relay_lease)))
+            .bind(owner)
+            .execute(self.pool())
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn fetch(&self, limit: usize) -> Result<Vec<Pending>, StoreError> {
+        let (outbox, events) = (&self.sql.outbox, &self.sql.events);
+        let columns = super::schema::EVENT_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
+        // Within a stream, positions follow versions (a version is appended only after
+        // the one before it committed), so position order keeps stream order.
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT o.position, o.stream_type, o.stream_id, o.attempts, {columns}
+             FROM {outbox} o LEFT JOIN {events} e ON e.position = o.position
+             WHERE (o.blocked_until IS NULL OR o.blocked_until <= $1)
+               AND NOT EXISTS (
+                   SELECT 1 FROM {outbox} b
+                   WHERE b.blocked_until IS NOT NULL
+                     AND b.stream_type = o.stream_type AND b.stream_id = o.stream_id
+                     AND b.position < o.position)
+             ORDER BY o.position
+             LIMIT $2"
+        )))
+        .bind(now_micros())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.pool())
+        .await
+        .map_err(backend)?;
+        let mut pending = Vec::with_capacity(rows.len());
+        for row in rows {
+            let position: i64 = row.try_get(0).map_err(backend)?;
+            let attempts: i32 = row.try_get(3).map_err(backend)?;
+            let missing: Option<String> = row.try_get(4).map_err(backend)?;
+            let event = if missing.is_none() {
+                Err(format!("outbox row {position} has no event"))
+            } else {
+                event_from_offset_row(&row).map_err(|error| error.to_string())
+            };
+            pending.push(Pending {
+                position: u64::try_from(position).unwrap_or(0),
+                stream_type: row.try_get(1).map_err(backend)?,
+                stream_id: row.try_get(2).map_err(backend)?,
+                attempts: u32::try_from(attempts).unwrap_or(0),
+                event,
+            });
+        }
+        Ok(pending)
+    }
+
+    async fn acknowledge(&self, positions: Vec<u64>) -> Result<(), StoreError> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let positions: Vec<i64> = positions.into_iter().map(to_i64).collect();
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM {} WHERE position = ANY($1)", self.sql.outbox)))
+            .bind(&positions)
+            .execute(self.pool())
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn record_failure(
+        &self,
+        position: u64,
+        attempts: u32,
+        error: String,
+        retry_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {} SET attempts = $2, last_error = $3, blocked_until = $4, parked = $5 WHERE position = $1",
+            self.sql.outbox
+        )))
+        .bind(to_i64(position))
+        .bind(i32::try_from(attempts).unwrap_or(i32::MAX))
+        .bind(error.replace('\0', "\u{FFFD}"))
+        .bind(retry_at.map_or(PARKED, Timestamp::as_unix_micros))
+        .bind(retry_at.is_none())
+        .execute(self.pool())
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn requeue(&self, position: u64) -> Result<bool, StoreError> {
+        let changed = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {} SET attempts = 0, blocked_until = NULL, parked = false WHERE position = $1 AND parked",
+            self.sql.outbox
+        )))
+        .bind(to_i64(position))
+        .execute(self.pool())
+        .await
+        .map_err(backend)?;
+        Ok(changed.rows_affected() == 1)
+    }
+
+    async fn skip(&self, position: u64, reason: String) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(backend)?;
+        let changed =
+            sqlx::query(AssertSqlSafe(format!("DELETE FROM {} WHERE position = $1 AND parked", self.sql.outbox)))
+                .bind(to_i64(position))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if changed.rows_affected() == 1 {
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO {} (position, consumer, reason, skipped_at) VALUES ($1, 'relay', $2, $3)
+                 ON CONFLICT (position) DO UPDATE SET consumer = excluded.consumer, reason = excluded.reason, skipped_at = excluded.skipped_at",
+                self.sql.skipped
+            )))
+            .bind(to_i64(position))
+            .bind(reason.replace('\0', "\u{FFFD}"))
+            .bind(now_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(changed.rows_affected() == 1)
+    }
+
+    async fn status(&self) -> Result<OutboxStatus, StoreError> {
+        let (outbox, events) = (&self.sql.outbox, &self.sql.events);
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE blocked_until IS NOT NULL AND NOT parked),
+                    (SELECT e.occurred_at FROM {outbox} o JOIN {events} e ON e.position = o.position ORDER BY o.position LIMIT 1)
+             FROM {outbox}"
+        )))
+        .fetch_one(self.pool())
+        .await
+        .map_err(backend)?;
+        let parked = sqlx::query(AssertSqlSafe(format!(
+            "SELECT position, stream_type, stream_id, attempts, COALESCE(last_error, '') FROM {outbox} WHERE parked ORDER BY position"
+        )))
+        .fetch_all(self.pool())
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|row| {
+            Ok(Parked {
+                position: u64::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0),
+                stream_type: row.try_get(1)?,
+                stream_id: row.try_get(2)?,
+                attempts: u32::try_from(row.try_get::<i32, _>(3)?).unwrap_or(0),
+                last_error: row.try_get(4)?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(backend)?;
+        Ok(OutboxStatus {
+            pending: u64::try_from(row.try_get::<i64, _>(0).map_err(backend)?).unwrap_or(0),
+            retrying: u64::try_from(row.try_get::<i64, _>(1).map_err(backend)?).unwrap_or(0),
+            parked,
+            oldest_pending: row.try_get::<Option<i64>, _>(2).map_err(backend)?.map(Timestamp::from_unix_micros),
+        })
+    }
+
+    fn appended(&self) -> watch::Receiver<u64> {
+        self.subscribe()
+    }
+}
+
+/// Reads the event columns that follow the four outbox columns of a fetch row.
+fn event_from_offset_row(row: &sqlx::postgres::PgRow) -> Result<crate::store::StoredEvent, StoreError> {
+    super::event_from_row_at(row, 4)
+}
