@@ -16,9 +16,9 @@
 //! its batch is published, as a permanent failure: the relay parks it at once rather
 //! than retrying what can never succeed.
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, context::PublishErrorKind};
+use async_nats::{HeaderMap, HeaderValue};
 
 use crate::relay::{Sink, SinkError};
 use crate::store::StoredEvent;
@@ -50,24 +50,36 @@ impl JetStreamSink {
         format!("{}.{}", self.subject_prefix, if token.is_empty() { "_" } else { &token })
     }
 
-    fn headers(event: &StoredEvent) -> HeaderMap {
+    /// The headers of an event. A value a NATS header cannot carry (a line break
+    /// in a stream id, say) is a permanent failure: the row is parked, and only its
+    /// stream waits.
+    fn headers(event: &StoredEvent) -> Result<HeaderMap, SinkError> {
+        let value = |name: &str, text: &str| {
+            text.parse::<HeaderValue>().map_err(|error| {
+                SinkError::permanent(format!(
+                    "event {} ({}/{} v{}): its {name} cannot travel in a NATS header: {error}",
+                    event.event_id, event.stream_type, event.stream_id, event.stream_version
+                ))
+            })
+        };
         let mut headers = HeaderMap::new();
         let id = event.event_id.to_string();
         headers.insert("Nats-Msg-Id", id.as_str());
         headers.insert("Es-Event-Id", id.as_str());
-        headers.insert("Es-Stream-Type", event.stream_type.as_str());
-        headers.insert("Es-Stream-Id", event.stream_id.as_str());
+        headers.insert("Es-Stream-Type", value("stream type", &event.stream_type)?);
+        headers.insert("Es-Stream-Id", value("stream id", &event.stream_id)?);
         headers.insert("Es-Stream-Version", event.stream_version.to_string().as_str());
-        headers.insert("Es-Event-Type", event.event_type.as_str());
+        headers.insert("Es-Event-Type", value("event type", &event.event_type)?);
         headers.insert("Es-Schema-Version", event.schema_version.to_string().as_str());
         headers.insert("Es-Occurred-At", event.occurred_at.as_unix_micros().to_string().as_str());
         headers.insert("Es-Position", event.cursor.position.to_string().as_str());
         if !event.metadata.is_empty()
             && let Ok(metadata) = serde_json::to_string(&event.metadata)
         {
-            headers.insert("Es-Metadata", metadata.as_str());
+            // JSON text escapes line breaks, so metadata always fits in a header.
+            headers.insert("Es-Metadata", value("metadata", &metadata)?);
         }
-        headers
+        Ok(headers)
     }
 }
 
@@ -86,13 +98,18 @@ fn message_size(headers: &HeaderMap, payload: &[u8]) -> usize {
 
 impl Sink for JetStreamSink {
     async fn deliver(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+        // Fail fast and say why while the broker is away; queued publishes would only
+        // time out.
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(SinkError::transient("not connected to the NATS server"));
+        }
         let max = self.client.server_info().max_payload;
-        let messages: Vec<(String, HeaderMap, bytes::Bytes)> = events
+        let messages = events
             .iter()
             .map(|event| {
-                (self.subject(&event.stream_type), Self::headers(event), bytes::Bytes::from(event.payload.clone()))
+                Ok((self.subject(&event.stream_type), Self::headers(event)?, bytes::Bytes::from(event.payload.clone())))
             })
-            .collect();
+            .collect::<Result<Vec<(String, HeaderMap, bytes::Bytes)>, SinkError>>()?;
         // Refuse an oversized event before publishing anything of the batch.
         for ((_, headers, payload), event) in messages.iter().zip(events) {
             let size = message_size(headers, payload);

@@ -351,6 +351,14 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
         self.outbox.record_failure(row.position, attempts, error.to_string(), retry_at).await
     }
 
+    /// Gives the outbox lease up, so that another relay can start at once instead of
+    /// waiting for it to expire. [`run`](Self::run) does this when it stops; call it
+    /// when driving the relay with [`run_once`](Self::run_once).
+    pub async fn release(&mut self) -> Result<(), StoreError> {
+        self.lease_until = None;
+        self.outbox.release_lease(&self.options.owner).await
+    }
+
     async fn hold_lease(&mut self) -> Result<bool, StoreError> {
         let now = tokio::time::Instant::now();
         // Renew when half the lease is gone, so a delivery never runs on a lease that
