@@ -45,6 +45,20 @@ pub struct ProjectionReport {
     pub checkpoint: Option<Checkpoint>,
 }
 
+impl ProjectionReport {
+    /// Adds a later pass to this one: counts add up, the checkpoint is the latest.
+    pub(crate) fn absorb(&mut self, later: ProjectionReport) {
+        self.applied += later.applied;
+        self.skipped += later.skipped;
+        self.checkpoint = later.checkpoint.or(self.checkpoint);
+    }
+
+    /// Whether the pass found nothing to do.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.applied + self.skipped == 0
+    }
+}
+
 /// A projection handler's failure. Any error converts into it with `?`.
 ///
 /// (It is not itself a `std::error::Error`, which is what lets every error convert.)

@@ -183,10 +183,9 @@ impl<P: Projection> ProjectionRunner<P> {
         let mut total = ProjectionReport::default();
         loop {
             let report = self.run_once().await?;
-            total.applied += report.applied;
-            total.skipped += report.skipped;
-            total.checkpoint = report.checkpoint.or(total.checkpoint);
-            if report.applied + report.skipped == 0 {
+            let idle = report.is_idle();
+            total.absorb(report);
+            if idle {
                 return Ok(total);
             }
         }
@@ -200,10 +199,7 @@ impl<P: Projection> ProjectionRunner<P> {
         let mut total = ProjectionReport::default();
         tokio::pin!(shutdown);
         loop {
-            let report = self.catch_up().await?;
-            total.applied += report.applied;
-            total.skipped += report.skipped;
-            total.checkpoint = report.checkpoint.or(total.checkpoint);
+            total.absorb(self.catch_up().await?);
             tokio::select! {
                 biased;
                 () = &mut shutdown => return Ok(total),
