@@ -261,3 +261,23 @@ async fn a_failing_handler_stops_the_projection_after_what_came_before_commits()
     drop_seen(&store).await;
     pg::drop_tables(&store).await;
 }
+
+#[tokio::test]
+async fn the_log_is_ordered_by_transaction_number_not_by_its_digits() {
+    let store = pg::fresh_store().await;
+    // Transaction 100 sorts before 99 as text; the log must follow the numbers.
+    for (xid, stream) in [("99", "first"), ("100", "second")] {
+        let sql = format!(
+            "INSERT INTO {} (transaction_id, event_id, stream_type, stream_id, stream_version, event_type, schema_version, occurred_at, payload)
+             VALUES ('{xid}'::xid8, $1, 'Account', '{stream}', 1, 'Deposited', 1, 0, '{{\"amount\":1}}')",
+            store.table("events")
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(RandomIds.next_id()).execute(store.pool()).await.unwrap();
+    }
+    let all = read_until(&store, 2).await;
+    assert_eq!(all.iter().map(|e| e.stream_id.as_str()).collect::<Vec<_>>(), ["first", "second"]);
+    let after_first = store.read_all(all[0].cursor, 10).await.unwrap();
+    assert_eq!(after_first.len(), 1, "nothing after the first event may be skipped");
+    assert_eq!(after_first[0].stream_id, "second");
+    pg::drop_tables(&store).await;
+}

@@ -155,6 +155,9 @@ async fn a_version_gap_written_behind_the_librarys_back_stops_the_projection() {
     let stored = store.read_stream("Account", "account-7", 1).await.unwrap();
     let gap = es::rehydrate::<support::Account>("account-7", stored).unwrap_err();
     assert_eq!(gap.to_string(), "stream account-7: expected version 2, got 3");
+    // And so does the store's own fold, which reads without copying the rows.
+    let gap = store.load::<support::Account>("account-7").await.unwrap_err();
+    assert_eq!(gap.to_string(), "stream account-7: expected version 2, got 3");
 }
 
 #[tokio::test]

@@ -89,6 +89,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// The machine's time in microseconds, for the stores' own bookkeeping (leases,
 /// retry times), never for events.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn now_micros() -> i64 {
     Timestamp::from_system_time(SystemTime::now()).as_unix_micros()
 }

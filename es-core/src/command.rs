@@ -213,8 +213,7 @@ impl<S: EventStore> Repository<S> {
 
     /// Rebuilds an aggregate from its whole stream, strictly.
     pub async fn load<A: Aggregate>(&self, stream_id: &str) -> Result<Loaded<A>, LoadError> {
-        let events = self.store.read_stream(A::stream_type(), stream_id, 1).await?;
-        Ok(crate::rehydrate::rehydrate(stream_id, events)?)
+        self.store.load::<A>(stream_id).await
     }
 
     /// Loads the aggregate, decides, and appends the decided events expecting the
@@ -290,13 +289,14 @@ impl<S: EventStore> Repository<S> {
         let versions = loaded.version() + 1..;
         for (((event, event_id), cursor), version) in events.into_iter().zip(ids).zip(&appended.cursors).zip(versions) {
             let event_type = event.event_type();
+            let (stream_type, stream_id) = loaded.shared_stream();
             let event = Recorded {
                 event_id,
-                stream_type: A::stream_type().to_owned(),
-                stream_id: stream_id.clone(),
+                stream_type: Arc::clone(stream_type),
+                stream_id: Arc::clone(stream_id),
                 stream_version: version,
                 cursor: *cursor,
-                event_type: event_type.name.to_owned(),
+                event_type: event_type.name,
                 schema_version: event_type.version,
                 occurred_at: now,
                 metadata: metadata.clone(),

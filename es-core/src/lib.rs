@@ -8,9 +8,9 @@ pub mod event;
 pub mod memory;
 #[cfg(feature = "nats")]
 pub mod nats;
+mod payload;
 #[cfg(feature = "postgres")]
 pub mod postgres;
-mod payload;
 pub mod projection;
 pub mod recorded;
 pub mod rehydrate;

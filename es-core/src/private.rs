@@ -30,7 +30,11 @@ pub const fn assert_recordable<T: Recordable>() {}
     label = "its `apply` handler was not checked for purity",
     note = "put `#[es::aggregate]` on the `impl Aggregate for {Self}` block"
 )]
-pub trait PurityChecked {}
+pub trait PurityChecked {
+    /// Whether the aggregate overrides `apply_recorded`; when it does not, folds call
+    /// `apply` with the bare event and build no envelope.
+    const READS_ENVELOPE: bool = true;
+}
 
 /// The value behind the marker that `#[es::pure]` leaves beside a function it
 /// checked; `#[aggregate]` refers to the marker of every function it calls.

@@ -45,6 +45,7 @@ pub struct ProjectionReport {
     pub checkpoint: Option<Checkpoint>,
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 impl ProjectionReport {
     /// Adds a later pass to this one: counts add up, the checkpoint is the latest.
     pub(crate) fn absorb(&mut self, later: ProjectionReport) {

@@ -1,6 +1,7 @@
 //! The envelope of a recorded event.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -35,11 +36,12 @@ impl Metadata {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recorded<E> {
     pub(crate) event_id: Uuid,
-    pub(crate) stream_type: String,
-    pub(crate) stream_id: String,
+    // Shared by every event of a stream folded together: no copy per event.
+    pub(crate) stream_type: Arc<str>,
+    pub(crate) stream_id: Arc<str>,
     pub(crate) stream_version: u64,
     pub(crate) cursor: Cursor,
-    pub(crate) event_type: String,
+    pub(crate) event_type: &'static str,
     pub(crate) schema_version: u32,
     pub(crate) occurred_at: Timestamp,
     pub(crate) metadata: Metadata,
@@ -76,8 +78,8 @@ impl<E> Recorded<E> {
         self.cursor
     }
     /// The stored type name.
-    pub fn event_type(&self) -> &str {
-        &self.event_type
+    pub fn event_type(&self) -> &'static str {
+        self.event_type
     }
     /// The schema version the event was stored at (before any upcasting).
     pub fn schema_version(&self) -> u32 {

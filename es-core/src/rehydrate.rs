@@ -7,7 +7,10 @@
 use crate::aggregate::Aggregate;
 use crate::event::DecodeError;
 use crate::recorded::Recorded;
-use crate::store::StoredEvent;
+use std::sync::Arc;
+
+use crate::private::PurityChecked;
+use crate::store::{EventParts, StoredEvent, decode_event, decode_parts};
 
 /// A stream could not be folded into an aggregate.
 #[derive(Debug, thiserror::Error)]
@@ -57,29 +60,54 @@ pub enum RehydrateError {
 /// An aggregate's state together with the version of the last event folded into it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Loaded<A> {
-    stream_id: String,
+    stream_type: Arc<str>,
+    stream_id: Arc<str>,
     state: A,
     version: u64,
 }
 
 impl<A: Aggregate> Loaded<A> {
     /// The state of a stream with no events yet: `A::default()` at version 0.
-    pub fn new(stream_id: impl Into<String>) -> Self {
-        Self { stream_id: stream_id.into(), state: A::default(), version: 0 }
+    #[must_use]
+    pub fn new(stream_id: &str) -> Self {
+        Self::from_state(stream_id, A::default(), 0)
     }
 
     /// Resumes from a state known to be at `version` (for example a snapshot).
-    pub fn from_state(stream_id: impl Into<String>, state: A, version: u64) -> Self {
-        Self { stream_id: stream_id.into(), state, version }
+    pub fn from_state(stream_id: &str, state: A, version: u64) -> Self {
+        Self { stream_type: Arc::from(A::stream_type()), stream_id: Arc::from(stream_id), state, version }
     }
 
     /// Decodes and folds the next stored event, which must be version `version() + 1`
     /// of this stream.
     pub fn fold(&mut self, stored: StoredEvent) -> Result<(), RehydrateError> {
         self.check(&stored.stream_type, &stored.stream_id, stored.stream_version)?;
-        let recorded = stored.decode::<A::Event>()?;
-        self.state.apply_recorded(&recorded);
-        self.version = recorded.stream_version;
+        self.fold_parts(EventParts {
+            event_id: stored.event_id,
+            stream_version: stored.stream_version,
+            cursor: stored.cursor,
+            event_type: &stored.event_type,
+            schema_version: stored.schema_version,
+            occurred_at: stored.occurred_at,
+            metadata: stored.metadata,
+            payload: &stored.payload,
+        })
+    }
+
+    /// Decodes and folds the next event of this stream, from parts a backend read;
+    /// the caller has checked that they belong to this stream.
+    pub(crate) fn fold_parts(&mut self, parts: EventParts<'_>) -> Result<(), RehydrateError> {
+        self.check_version(parts.stream_version)?;
+        let version = parts.stream_version;
+        if <A as PurityChecked>::READS_ENVELOPE {
+            let recorded = decode_parts::<A::Event>(&self.stream_type, &self.stream_id, parts)?;
+            self.state.apply_recorded(&recorded);
+        } else {
+            // `apply_recorded` is the default, which hands `apply` the bare event.
+            let event = decode_event::<A::Event>(&self.stream_type, &self.stream_id, &parts)?;
+            self.state.apply(&event);
+        }
+        self.version = version;
         Ok(())
     }
 
@@ -92,19 +120,23 @@ impl<A: Aggregate> Loaded<A> {
     }
 
     fn check(&self, stream_type: &str, stream_id: &str, version: u64) -> Result<(), RehydrateError> {
-        if stream_id != self.stream_id || stream_type != A::stream_type() {
+        if stream_id != &*self.stream_id || stream_type != &*self.stream_type {
             return Err(RehydrateError::WrongStream {
-                stream_id: self.stream_id.clone(),
+                stream_id: self.stream_id.to_string(),
                 version,
                 found_type: stream_type.to_owned(),
                 found_id: stream_id.to_owned(),
             });
         }
+        self.check_version(version)
+    }
+
+    fn check_version(&self, version: u64) -> Result<(), RehydrateError> {
         let expected = self.version + 1;
         if version != expected {
             return Err(RehydrateError::VersionMismatch {
-                stream_type: stream_type.to_owned(),
-                stream_id: self.stream_id.clone(),
+                stream_type: self.stream_type.to_string(),
+                stream_id: self.stream_id.to_string(),
                 expected,
                 found: version,
             });
@@ -125,6 +157,12 @@ impl<A: Aggregate> Loaded<A> {
     /// The stream id.
     pub fn stream_id(&self) -> &str {
         &self.stream_id
+    }
+
+    /// Whether this fold and `recorded` are of the same stream (no string compare when
+    /// they share it).
+    pub(crate) fn shared_stream(&self) -> (&Arc<str>, &Arc<str>) {
+        (&self.stream_type, &self.stream_id)
     }
 
     /// Takes the state.

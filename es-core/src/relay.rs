@@ -107,14 +107,27 @@ impl Default for RelayOptions {
 pub struct Pending {
     /// The row's global position.
     pub position: u64,
-    /// The stream the row belongs to.
-    pub stream_type: String,
-    /// The stream id.
-    pub stream_id: String,
     /// Failed deliveries so far.
     pub attempts: u32,
     /// The event, or why the stored row cannot even be read (then it is parked).
-    pub event: Result<StoredEvent, String>,
+    pub event: Result<StoredEvent, Unreadable>,
+}
+
+/// An outbox row whose event cannot be read.
+#[derive(Debug)]
+pub struct Unreadable {
+    /// The stream the row belongs to, from the outbox row itself.
+    pub stream_type: String,
+    /// The stream id.
+    pub stream_id: String,
+    /// Why the event cannot be read.
+    pub error: String,
+}
+
+/// The row of a readable event, as the relay tracks it.
+struct Row {
+    position: u64,
+    attempts: u32,
 }
 
 /// A parked row.
@@ -262,40 +275,44 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
         // In commit order: an unreadable row is parked at once, and the rows after it
         // in its stream wait for it like behind any parked row.
         let mut halted: Vec<(String, String)> = Vec::new();
-        let mut events: Vec<(Pending, StoredEvent)> = Vec::with_capacity(rows.len());
-        for mut row in rows {
-            if halted.iter().any(|(t, i)| *t == row.stream_type && *i == row.stream_id) {
-                continue;
-            }
-            match std::mem::replace(&mut row.event, Err(String::new())) {
-                Ok(event) => events.push((row, event)),
-                Err(error) => {
-                    tracing::error!(position = row.position, stream_type = %row.stream_type, stream_id = %row.stream_id, %error, "parking unreadable outbox row");
+        let mut tracked = Vec::with_capacity(rows.len());
+        let mut batch = Vec::with_capacity(rows.len());
+        for row in rows {
+            match row.event {
+                Ok(event) if !is_halted(&halted, &event) => {
+                    tracked.push(Row { position: row.position, attempts: row.attempts });
+                    batch.push(event);
+                }
+                Ok(_) => {}
+                Err(Unreadable { stream_type, stream_id, error }) => {
+                    if halted.iter().any(|(t, i)| *t == stream_type && *i == stream_id) {
+                        continue;
+                    }
+                    tracing::error!(position = row.position, %stream_type, %stream_id, %error, "parking unreadable outbox row");
                     self.outbox.record_failure(row.position, row.attempts + 1, error, None).await?;
                     report.failed += 1;
                     report.parked += 1;
-                    halted.push((row.stream_type, row.stream_id));
+                    halted.push((stream_type, stream_id));
                 }
             }
         }
-        if events.is_empty() {
+        if batch.is_empty() {
             return Ok(report);
         }
-        let batch: Vec<StoredEvent> = events.iter().map(|(_, event)| event.clone()).collect();
         match tokio::time::timeout(self.options.delivery_timeout, self.sink.deliver(&batch)).await {
             Ok(Ok(())) => {
                 report.delivered += batch.len() as u64;
-                self.outbox.acknowledge(events.iter().map(|(row, _)| row.position).collect()).await?;
+                self.outbox.acknowledge(tracked.iter().map(|row| row.position).collect()).await?;
             }
             // Find out which row fails: deliver one at a time, in order.
-            _ if batch.len() > 1 => self.deliver_one_by_one(events, &mut report).await?,
+            _ if batch.len() > 1 => self.deliver_one_by_one(&tracked, &batch, &mut report).await?,
             outcome => {
                 let error = match outcome {
                     Ok(Err(error)) => error,
                     _ => SinkError::transient(format!("delivery timed out after {:?}", self.options.delivery_timeout)),
                 };
-                for (row, _) in events {
-                    self.fail(&row, &error, &mut report).await?;
+                for (row, event) in tracked.iter().zip(&batch) {
+                    self.fail(row, event, &error, &mut report).await?;
                 }
             }
         }
@@ -304,48 +321,51 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
 
     async fn deliver_one_by_one(
         &self,
-        events: Vec<(Pending, StoredEvent)>,
+        rows: &[Row],
+        events: &[StoredEvent],
         report: &mut RelayReport,
     ) -> Result<(), StoreError> {
         let mut halted: Vec<(String, String)> = Vec::new();
         let mut delivered = Vec::new();
-        for (row, event) in events {
-            if halted.iter().any(|(t, i)| *t == row.stream_type && *i == row.stream_id) {
+        for (row, event) in rows.iter().zip(events) {
+            if is_halted(&halted, event) {
                 continue;
             }
             let outcome =
-                tokio::time::timeout(self.options.delivery_timeout, self.sink.deliver(std::slice::from_ref(&event)))
+                tokio::time::timeout(self.options.delivery_timeout, self.sink.deliver(std::slice::from_ref(event)))
                     .await;
-            match outcome {
+            let error = match outcome {
                 Ok(Ok(())) => {
                     delivered.push(row.position);
                     report.delivered += 1;
+                    continue;
                 }
-                Ok(Err(error)) => {
-                    self.fail(&row, &error, report).await?;
-                    halted.push((row.stream_type, row.stream_id));
-                }
-                Err(_) => {
-                    let error =
-                        SinkError::transient(format!("delivery timed out after {:?}", self.options.delivery_timeout));
-                    self.fail(&row, &error, report).await?;
-                    halted.push((row.stream_type, row.stream_id));
-                }
-            }
+                Ok(Err(error)) => error,
+                Err(_) => SinkError::transient(format!("delivery timed out after {:?}", self.options.delivery_timeout)),
+            };
+            self.fail(row, event, &error, report).await?;
+            halted.push((event.stream_type.clone(), event.stream_id.clone()));
         }
         self.outbox.acknowledge(delivered).await
     }
 
-    async fn fail(&self, row: &Pending, error: &SinkError, report: &mut RelayReport) -> Result<(), StoreError> {
+    async fn fail(
+        &self,
+        row: &Row,
+        event: &StoredEvent,
+        error: &SinkError,
+        report: &mut RelayReport,
+    ) -> Result<(), StoreError> {
         let attempts = row.attempts + 1;
         report.failed += 1;
+        let (stream_type, stream_id) = (&event.stream_type, &event.stream_id);
         let retry_at = if error.is_permanent() || attempts >= self.options.max_attempts {
             report.parked += 1;
-            tracing::error!(position = row.position, stream_type = %row.stream_type, stream_id = %row.stream_id, attempts, %error, "parking outbox row; its stream waits until it is re-queued or skipped");
+            tracing::error!(position = row.position, %stream_type, %stream_id, attempts, %error, "parking outbox row; its stream waits until it is re-queued or skipped");
             None
         } else {
             let delay = backoff(&self.options, row.position, attempts);
-            tracing::warn!(position = row.position, attempts, ?delay, %error, "delivery failed; retrying later");
+            tracing::warn!(position = row.position, %stream_type, %stream_id, attempts, ?delay, %error, "delivery failed; retrying later");
             Some(Timestamp::from_system_time(std::time::SystemTime::now()).saturating_add(delay))
         };
         self.outbox.record_failure(row.position, attempts, error.to_string(), retry_at).await
@@ -374,6 +394,10 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
             Ok(false)
         }
     }
+}
+
+fn is_halted(halted: &[(String, String)], event: &StoredEvent) -> bool {
+    halted.iter().any(|(t, i)| *t == event.stream_type && *i == event.stream_id)
 }
 
 /// Exponential backoff with "equal jitter": half the delay fixed, half spread by a

@@ -2,13 +2,16 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::aggregate::Aggregate;
 use crate::clock::Timestamp;
+use crate::command::LoadError;
 use crate::event::{EncodeError, Event};
 use crate::recorded::{Metadata, Recorded};
-use crate::rehydrate::RehydrateError;
+use crate::rehydrate::{Loaded, RehydrateError};
 
 /// Where a reader of the global log stands: strictly after the event it names.
 ///
@@ -144,28 +147,73 @@ impl StoredEvent {
     /// Decodes the payload into `E`, keeping the envelope. Errors name the stream,
     /// version and type.
     pub fn decode<E: Event>(self) -> Result<Recorded<E>, RehydrateError> {
-        let event = E::decode(&self.event_type, self.schema_version, &self.payload).map_err(|source| {
-            RehydrateError::Decode {
-                stream_type: self.stream_type.clone(),
-                stream_id: self.stream_id.clone(),
-                version: self.stream_version,
-                event_type: self.event_type.clone(),
-                source: Box::new(source),
-            }
-        })?;
-        Ok(Recorded {
-            event_id: self.event_id,
-            stream_type: self.stream_type,
-            stream_id: self.stream_id,
-            stream_version: self.stream_version,
-            cursor: self.cursor,
-            event_type: self.event_type,
-            schema_version: self.schema_version,
-            occurred_at: self.occurred_at,
-            metadata: self.metadata,
-            event,
-        })
+        let (stream_type, stream_id) = (Arc::from(self.stream_type), Arc::from(self.stream_id));
+        decode_parts(
+            &stream_type,
+            &stream_id,
+            EventParts {
+                event_id: self.event_id,
+                stream_version: self.stream_version,
+                cursor: self.cursor,
+                event_type: &self.event_type,
+                schema_version: self.schema_version,
+                occurred_at: self.occurred_at,
+                metadata: self.metadata,
+                payload: &self.payload,
+            },
+        )
     }
+}
+
+/// A stored event's fields, borrowed where a backend can lend them.
+pub(crate) struct EventParts<'a> {
+    pub(crate) event_id: Uuid,
+    pub(crate) stream_version: u64,
+    pub(crate) cursor: Cursor,
+    pub(crate) event_type: &'a str,
+    pub(crate) schema_version: u32,
+    pub(crate) occurred_at: Timestamp,
+    pub(crate) metadata: Metadata,
+    pub(crate) payload: &'a str,
+}
+
+/// Decodes the event alone, naming the stream, version and type on failure.
+pub(crate) fn decode_event<E: Event>(
+    stream_type: &str,
+    stream_id: &str,
+    parts: &EventParts<'_>,
+) -> Result<E, RehydrateError> {
+    E::decode(parts.event_type, parts.schema_version, parts.payload).map_err(|source| RehydrateError::Decode {
+        stream_type: stream_type.to_owned(),
+        stream_id: stream_id.to_owned(),
+        version: parts.stream_version,
+        event_type: parts.event_type.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+/// Decodes one event of the stream `stream_type/stream_id` from its parts.
+pub(crate) fn decode_parts<E: Event>(
+    stream_type: &Arc<str>,
+    stream_id: &Arc<str>,
+    parts: EventParts<'_>,
+) -> Result<Recorded<E>, RehydrateError> {
+    let event = decode_event::<E>(stream_type, stream_id, &parts)?;
+    // The stored name is one of E's own: keep the static one, no copy per event.
+    let event_type =
+        E::TYPES.iter().map(|ty| ty.name).find(|name| *name == parts.event_type).unwrap_or(event.event_type().name);
+    Ok(Recorded {
+        event_id: parts.event_id,
+        stream_type: Arc::clone(stream_type),
+        stream_id: Arc::clone(stream_id),
+        stream_version: parts.stream_version,
+        cursor: parts.cursor,
+        event_type,
+        schema_version: parts.schema_version,
+        occurred_at: parts.occurred_at,
+        metadata: parts.metadata,
+        event,
+    })
 }
 
 /// What an append wrote.
@@ -263,10 +311,20 @@ pub trait EventStore: Send + Sync {
         after: Cursor,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// Rebuilds an aggregate from its whole stream, strictly (versions 1..n).
+    /// Backends may fold right where they read, without copying the rows first.
+    fn load<A: Aggregate>(&self, stream_id: &str) -> impl Future<Output = Result<Loaded<A>, LoadError>> + Send {
+        async move {
+            let events = self.read_stream(A::stream_type(), stream_id, 1).await?;
+            Ok(crate::rehydrate::rehydrate(stream_id, events)?)
+        }
+    }
 }
 
 /// Checks a table prefix so that it cannot carry SQL: 1 to 32 ASCII letters, digits or
 /// underscores, not starting with a digit.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn validate_table_prefix(prefix: &str, backend: &'static str) -> Result<(), StoreError> {
     let valid = !prefix.is_empty()
         && prefix.len() <= 32

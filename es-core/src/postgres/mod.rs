@@ -45,9 +45,12 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::aggregate::Aggregate;
 use crate::clock::Timestamp;
+use crate::command::LoadError;
 use crate::recorded::Metadata;
-use crate::store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
+use crate::rehydrate::Loaded;
+use crate::store::{Appended, Cursor, EventParts, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
 
 pub use projection::{Projection, ProjectionRunner};
 pub(crate) use schema::Sql;
@@ -272,7 +275,7 @@ pub(crate) fn event_from_row(row: &PgRow) -> Result<StoredEvent, StoreError> {
 pub(crate) fn event_from_row_at(row: &PgRow, at: usize) -> Result<StoredEvent, StoreError> {
     let position: i64 = row.try_get(at + 1).map_err(backend)?;
     let corrupt = |reason: String| StoreError::Corrupt { location: format!("position {position}"), reason };
-    let transaction: String = row.try_get(at).map_err(backend)?;
+    let commit: i64 = row.try_get(at).map_err(backend)?;
     let stream_version: i64 = row.try_get(at + 5).map_err(backend)?;
     let schema_version: i32 = row.try_get(at + 7).map_err(backend)?;
     let metadata: Option<String> = row.try_get(at + 9).map_err(backend)?;
@@ -289,7 +292,7 @@ pub(crate) fn event_from_row_at(row: &PgRow, at: usize) -> Result<StoredEvent, S
         stream_version: u64::try_from(stream_version)
             .map_err(|_| corrupt(format!("negative stream version {stream_version}")))?,
         cursor: Cursor {
-            commit: transaction.parse().map_err(|_| corrupt(format!("transaction id {transaction:?}")))?,
+            commit: u64::try_from(commit).map_err(|_| corrupt(format!("transaction id {commit}")))?,
             position: u64::try_from(position).map_err(|_| corrupt("negative position".into()))?,
         },
         event_type: row.try_get(at + 6).map_err(backend)?,
@@ -333,6 +336,52 @@ impl EventStore for PgStore {
 
     async fn read_all(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         read_all(&self.sql, &mut *self.pool.acquire().await.map_err(backend)?, after, limit).await
+    }
+
+    async fn load<A: Aggregate>(&self, stream_id: &str) -> Result<Loaded<A>, LoadError> {
+        self.fold_stream(stream_id).await
+    }
+}
+
+impl PgStore {
+    /// Folds while the rows stream in, decoding each payload from the row's own
+    /// buffer, reading only the columns a rebuild needs.
+    async fn fold_stream<A: Aggregate>(&self, stream_id: &str) -> Result<Loaded<A>, LoadError> {
+        use futures_util::TryStreamExt;
+        let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.load_stream)))
+            .bind(A::stream_type())
+            .bind(stream_id)
+            .fetch(&self.pool);
+        let mut loaded = Loaded::<A>::new(stream_id);
+        while let Some(row) = rows.try_next().await.map_err(backend)? {
+            let position: i64 = row.try_get(1).map_err(backend)?;
+            let corrupt = |reason: String| StoreError::Corrupt { location: format!("position {position}"), reason };
+            let commit: i64 = row.try_get(0).map_err(backend)?;
+            let stream_version: i64 = row.try_get(3).map_err(backend)?;
+            let schema_version: i32 = row.try_get(5).map_err(backend)?;
+            let metadata = match row.try_get::<Option<&str>, _>(7).map_err(backend)? {
+                None => Metadata::default(),
+                Some(text) => {
+                    serde_json::from_str(text).map_err(|error| corrupt(format!("metadata does not decode: {error}")))?
+                }
+            };
+            loaded.fold_parts(EventParts {
+                event_id: row.try_get(2).map_err(backend)?,
+                stream_version: u64::try_from(stream_version)
+                    .map_err(|_| corrupt(format!("negative stream version {stream_version}")))?,
+                cursor: Cursor {
+                    commit: u64::try_from(commit).map_err(|_| corrupt(format!("transaction id {commit}")))?,
+                    position: u64::try_from(position).map_err(|_| corrupt("negative position".into()))?,
+                },
+                event_type: row.try_get(4).map_err(backend)?,
+                schema_version: u32::try_from(schema_version)
+                    .map_err(|_| corrupt(format!("negative schema version {schema_version}")))?,
+                occurred_at: Timestamp::from_unix_micros(row.try_get(6).map_err(backend)?),
+                metadata,
+                payload: row.try_get(8).map_err(backend)?,
+            })?;
+        }
+        Ok(loaded)
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::{PgStore, backend};
 use crate::clock::{Timestamp, now_micros};
-use crate::relay::{Outbox, OutboxStatus, Parked, Pending};
+use crate::relay::{Outbox, OutboxStatus, Parked, Pending, Unreadable};
 use crate::store::StoreError;
 
 const PARKED: i64 = i64::MAX;
@@ -77,7 +77,7 @@ impl Outbox for PgStore {
         for row in rows {
             let position: i64 = row.try_get(0).map_err(backend)?;
             let attempts: i32 = row.try_get(3).map_err(backend)?;
-            let missing: Option<String> = row.try_get(4).map_err(backend)?;
+            let missing: Option<i64> = row.try_get(4).map_err(backend)?;
             let event = if missing.is_none() {
                 Err(format!("outbox row {position} has no event"))
             } else {
@@ -85,10 +85,15 @@ impl Outbox for PgStore {
             };
             pending.push(Pending {
                 position: u64::try_from(position).unwrap_or(0),
-                stream_type: row.try_get(1).map_err(backend)?,
-                stream_id: row.try_get(2).map_err(backend)?,
                 attempts: u32::try_from(attempts).unwrap_or(0),
-                event,
+                event: match event {
+                    Ok(event) => Ok(event),
+                    Err(error) => Err(Unreadable {
+                        stream_type: row.try_get(1).map_err(backend)?,
+                        stream_id: row.try_get(2).map_err(backend)?,
+                        error,
+                    }),
+                },
             });
         }
         Ok(pending)

@@ -24,9 +24,14 @@ pub(crate) struct Sql {
     pub(crate) append: Arc<str>,
     pub(crate) read_stream: Arc<str>,
     pub(crate) read_all: Arc<str>,
+    /// What rebuilding one stream needs, and no more.
+    pub(crate) load_stream: Arc<str>,
 }
 
-pub(crate) const EVENT_COLUMNS: &str = "transaction_id::text, position, event_id, stream_type, stream_id, stream_version, event_type, schema_version, occurred_at, metadata, payload";
+// The transaction id is read as a number under another name: sorting or comparing by
+// the name `transaction_id` must reach the xid8 column, never a converted copy (as
+// text, "100000" sorts before "99999").
+pub(crate) const EVENT_COLUMNS: &str = "transaction_id::text::int8 AS commit_number, position, event_id, stream_type, stream_id, stream_version, event_type, schema_version, occurred_at, metadata, payload";
 
 impl Sql {
     pub(crate) fn new(prefix: &str) -> Result<Self, StoreError> {
@@ -67,10 +72,15 @@ impl Sql {
             "SELECT {EVENT_COLUMNS} FROM {events}
              WHERE (transaction_id, position) > ($1::text::xid8, $2)
                AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-             ORDER BY transaction_id, position LIMIT $3"
+             ORDER BY {events}.transaction_id, {events}.position LIMIT $3"
+        );
+        let load_stream = format!(
+            "SELECT transaction_id::text::int8, position, event_id, stream_version, event_type, schema_version, occurred_at, metadata, payload
+             FROM {events} WHERE stream_type = $1 AND stream_id = $2 ORDER BY stream_version"
         );
         Ok(Self {
             prefix: prefix.to_owned(),
+            load_stream: load_stream.into(),
             checkpoints: format!("{prefix}checkpoints"),
             skipped: format!("{prefix}skipped"),
             relay_lease: format!("{prefix}relay_lease"),

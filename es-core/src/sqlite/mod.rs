@@ -44,9 +44,12 @@ use rusqlite::{Connection, OpenFlags, Row, TransactionBehavior, params};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::aggregate::Aggregate;
 use crate::clock::Timestamp;
+use crate::command::LoadError;
 use crate::recorded::Metadata;
-use crate::store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
+use crate::rehydrate::Loaded;
+use crate::store::{Appended, Cursor, EventParts, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
 
 pub use projection::{Projection, ProjectionRunner};
 pub(crate) use schema::Tables;
@@ -542,6 +545,57 @@ impl EventStore for SqliteStore {
     async fn read_all(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         self.read_with_tables(move |connection, tables| read_after(connection, tables, after.position, limit)).await
     }
+
+    /// Folds right on the reader thread, decoding each payload from the row's own
+    /// buffer: no copy of the stream is made on the way.
+    async fn load<A: Aggregate>(&self, stream_id: &str) -> Result<Loaded<A>, LoadError> {
+        let stream_id = stream_id.to_owned();
+        let shared = Arc::clone(&self.shared);
+        self.shared.readers.run(move |connection| fold_stream::<A>(connection, &shared.tables, &stream_id)).await?
+    }
+}
+
+fn fold_stream<A: Aggregate>(
+    connection: &Connection,
+    tables: &Tables,
+    stream_id: &str,
+) -> Result<Loaded<A>, LoadError> {
+    let mut statement = connection
+        .prepare_cached(&format!(
+            "SELECT position, event_id, stream_version, event_type, schema_version, occurred_at, metadata, payload
+             FROM {} WHERE stream_type = ?1 AND stream_id = ?2 ORDER BY stream_version",
+            tables.events
+        ))
+        .map_err(backend)?;
+    let mut rows = statement.query(params![A::stream_type(), stream_id]).map_err(backend)?;
+    let mut loaded = Loaded::<A>::new(stream_id);
+    while let Some(row) = rows.next().map_err(backend)? {
+        let position: i64 = row.get(0).map_err(backend)?;
+        let corrupt = |reason: String| StoreError::Corrupt { location: format!("position {position}"), reason };
+        let text = |index: usize| -> Result<&str, StoreError> {
+            row.get_ref(index).map_err(backend)?.as_str().map_err(|error| corrupt(format!("column {index}: {error}")))
+        };
+        let id = row.get_ref(1).map_err(backend)?.as_blob().map_err(|error| corrupt(format!("event id: {error}")))?;
+        let stream_version: i64 = row.get(2).map_err(backend)?;
+        let metadata = match row.get_ref(6).map_err(backend)? {
+            rusqlite::types::ValueRef::Null => Metadata::default(),
+            _ => {
+                serde_json::from_str(text(6)?).map_err(|error| corrupt(format!("metadata does not decode: {error}")))?
+            }
+        };
+        loaded.fold_parts(EventParts {
+            event_id: Uuid::from_slice(id).map_err(|_| corrupt(format!("event id is {} bytes, not 16", id.len())))?,
+            stream_version: u64::try_from(stream_version)
+                .map_err(|_| corrupt(format!("negative stream version {stream_version}")))?,
+            cursor: Cursor::at_position(u64::try_from(position).map_err(|_| corrupt("negative position".into()))?),
+            event_type: text(3)?,
+            schema_version: row.get(4).map_err(|error| corrupt(format!("schema version: {error}")))?,
+            occurred_at: Timestamp::from_unix_micros(row.get(5).map_err(backend)?),
+            metadata,
+            payload: text(7)?,
+        })?;
+    }
+    Ok(loaded)
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -7,7 +7,7 @@ use tokio::sync::watch;
 
 use super::{EVENT_COLUMNS, SqliteStore, backend, event_from_row, now_micros};
 use crate::clock::Timestamp;
-use crate::relay::{Outbox, OutboxStatus, Parked, Pending};
+use crate::relay::{Outbox, OutboxStatus, Parked, Pending, Unreadable};
 use crate::store::StoreError;
 
 /// `blocked_until` of a parked row: never by itself.
@@ -52,41 +52,62 @@ impl Outbox for SqliteStore {
     async fn fetch(&self, limit: usize) -> Result<Vec<Pending>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read_with_tables(move |connection, tables| {
-            let outbox = &tables.outbox;
-            // A row is deliverable when it is not itself blocked (or its retry time has
-            // come) and no earlier row of its stream is blocked. The blocked rows are
-            // few and have their own partial index, so the check is one probe.
+            let (outbox, events) = (&tables.outbox, &tables.events);
             let columns = EVENT_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
-            let mut statement = connection
+            // Usually nothing is blocked, and the rows can be read straight in order.
+            let any_blocked: bool = connection
                 .prepare_cached(&format!(
-                    "SELECT o.position, o.stream_type, o.stream_id, o.attempts, {columns}
-                     FROM {outbox} o LEFT JOIN {events} e ON e.position = o.position
-                     WHERE (o.blocked_until IS NULL OR o.blocked_until <= ?1)
+                    "SELECT EXISTS (SELECT 1 FROM {outbox} INDEXED BY {outbox}_blocked WHERE blocked_until IS NOT NULL)"
+                ))
+                .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
+                .map_err(backend)?;
+            // Otherwise a row is deliverable when it is not itself blocked (or its retry
+            // time has come) and no earlier row of its stream is blocked. The blocked
+            // rows are few and have their own partial index: one probe per row.
+            let only_deliverable = if any_blocked {
+                format!(
+                    "WHERE (o.blocked_until IS NULL OR o.blocked_until <= ?1)
                        AND NOT EXISTS (
                            SELECT 1 FROM {outbox} b INDEXED BY {outbox}_blocked
                            WHERE b.blocked_until IS NOT NULL
                              AND b.stream_type = o.stream_type AND b.stream_id = o.stream_id
-                             AND b.position < o.position)
+                             AND b.position < o.position)"
+                )
+            } else {
+                "WHERE ?1 IS NOT NULL".to_owned()
+            };
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT o.position, o.attempts, e.position IS NULL, {columns}
+                     FROM {outbox} o LEFT JOIN {events} e ON e.position = o.position
+                     {only_deliverable}
                      ORDER BY o.position
-                     LIMIT ?2",
-                    events = tables.events
+                     LIMIT ?2"
                 ))
                 .map_err(backend)?;
             let mut rows = statement.query(params![now_micros(), limit]).map_err(backend)?;
             let mut pending = Vec::new();
             while let Some(row) = rows.next().map_err(backend)? {
                 let position: i64 = row.get(0).map_err(backend)?;
-                let attempts: i64 = row.get(3).map_err(backend)?;
-                let missing: Option<i64> = row.get(4).map_err(backend)?;
-                let event = if missing.is_none() {
+                let attempts: i64 = row.get(1).map_err(backend)?;
+                let missing: bool = row.get(2).map_err(backend)?;
+                let event = match if missing {
                     Err(format!("outbox row {position} has no event"))
                 } else {
-                    event_from_row(row, 4).map_err(|error| error.to_string())
+                    event_from_row(row, 3).map_err(|error| error.to_string())
+                } {
+                    Ok(event) => Ok(event),
+                    // Only an unreadable row needs its stream from the outbox row.
+                    Err(error) => Err(connection
+                        .query_row(
+                            &format!("SELECT stream_type, stream_id FROM {outbox} WHERE position = ?1"),
+                            [position],
+                            |row| Ok(Unreadable { stream_type: row.get(0)?, stream_id: row.get(1)?, error }),
+                        )
+                        .map_err(backend)?),
                 };
                 pending.push(Pending {
                     position: u64::try_from(position).unwrap_or(0),
-                    stream_type: row.get(1).map_err(backend)?,
-                    stream_id: row.get(2).map_err(backend)?,
                     attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                     event,
                 });

@@ -24,10 +24,18 @@ pub fn expand(mut input: Input, checked: Checked) -> TokenStream {
 pub fn purity_checked(item: &syn::ItemImpl) -> TokenStream {
     let (impl_generics, _, where_clause) = item.generics.split_for_impl();
     let self_ty = &item.self_ty;
+    // Whether `apply_recorded` is overridden: when it is not, a replay can hand `apply`
+    // the bare event and skip building envelopes.
+    let reads_envelope = item
+        .items
+        .iter()
+        .any(|item| matches!(item, syn::ImplItem::Fn(function) if function.sig.ident == "apply_recorded"));
     quote! {
         const _: () = {
             #[automatically_derived]
-            impl #impl_generics ::es::__private::PurityChecked for #self_ty #where_clause {}
+            impl #impl_generics ::es::__private::PurityChecked for #self_ty #where_clause {
+                const READS_ENVELOPE: bool = #reads_envelope;
+            }
         };
     }
 }
