@@ -14,7 +14,13 @@
 //!   re-queued or explicitly skipped. Rows are never dropped silently.
 //! - **Several instances.** A relay delivers only while it holds the outbox lease, so
 //!   two relays on one database never deliver the same row at the same time; when a
-//!   relay dies, another takes over once the lease expires.
+//!   relay dies, another takes over once the lease expires. The lease is renewed when
+//!   half of it is left and every delivery is bounded by the delivery timeout, so with
+//!   a lease of at least twice that timeout a delivery always ends inside the lease.
+//!   What this cannot cover is a process frozen mid-delivery (stopped, or a VM paused)
+//!   for longer than the lease: the lease is not re-checked when the sink answers, so
+//!   its late delivery may overlap its successor's. Delivery stays at least once and
+//!   ordered per relay; downstream deduplication by event id absorbs the repeat.
 //! - **Wake-ups.** Appends through the same store wake the relay at once; appends from
 //!   other processes are found by polling.
 
@@ -211,6 +217,13 @@ pub struct Relay<O, S> {
 impl<O: Outbox, S: Sink> Relay<O, S> {
     /// A relay from `outbox` to `sink`.
     pub fn new(outbox: O, sink: S, options: RelayOptions) -> Self {
+        if options.lease < options.delivery_timeout * 2 {
+            tracing::warn!(
+                lease = ?options.lease,
+                delivery_timeout = ?options.delivery_timeout,
+                "the relay lease is shorter than twice the delivery timeout: a slow delivery could outlive the lease and overlap with another relay's"
+            );
+        }
         Self { outbox, sink, options, lease_until: None }
     }
 
