@@ -3,6 +3,7 @@
 use crate::event::Event;
 use crate::private::PurityChecked;
 use crate::recorded::Recorded;
+use crate::snapshot::SnapshotPolicy;
 
 /// A consistency boundary whose state is the fold of its events.
 ///
@@ -58,6 +59,25 @@ pub trait Aggregate: Default + Send + 'static + PurityChecked {
 
     /// Folds one event into the state. Must be pure: same state and event, same result.
     fn apply(&mut self, event: &Self::Event);
+
+    /// When to snapshot the state, and the snapshots' schema version; `None` (the
+    /// default): never. Set with `#[aggregate(snapshot(version = 1, every = 100))]`,
+    /// which also writes [`encode_snapshot`](Aggregate::encode_snapshot) and
+    /// [`decode_snapshot`](Aggregate::decode_snapshot) with serde.
+    const SNAPSHOT: Option<SnapshotPolicy> = None;
+
+    /// The state as a snapshot's JSON, when snapshots are on.
+    #[must_use]
+    fn encode_snapshot(&self) -> Option<Result<String, serde_json::Error>> {
+        None
+    }
+
+    /// A state from a snapshot's JSON, when snapshots are on.
+    #[must_use]
+    fn decode_snapshot(state: &str) -> Option<Result<Self, serde_json::Error>> {
+        let _ = state;
+        None
+    }
 
     /// Folds one recorded event, with its envelope (time, version, metadata) at hand.
     /// Defaults to [`apply`](Aggregate::apply); override it when the state needs the

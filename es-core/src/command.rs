@@ -305,6 +305,8 @@ impl<S: EventStore> Repository<S> {
             loaded.fold_recorded(&event)?;
             recorded.push(event);
         }
+        let before = appended.version - recorded.len() as u64;
+        crate::snapshot::maybe_take(&self.store, &stream_id, loaded.state(), before, appended.version).await;
         Ok(Committed { state: loaded.into_state(), version: appended.version, events: recorded })
     }
 }

@@ -16,6 +16,7 @@ pub mod recorded;
 pub mod rehydrate;
 pub mod relay;
 pub mod sink;
+pub mod snapshot;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;
@@ -33,5 +34,6 @@ pub use memory::{MemoryStore, MemoryTransaction};
 pub use recorded::{Metadata, Recorded};
 pub use rehydrate::{Loaded, RehydrateError, rehydrate};
 pub use relay::{OutboxStatus, Relay, RelayOptions, RelayReport, Sink, SinkError};
+pub use snapshot::{Snapshot, SnapshotPolicy};
 pub use store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
 pub use upcast::{Json, JsonNumber, JsonObject, UpcastError};

@@ -8,6 +8,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use uuid::Uuid;
 
+use crate::snapshot::Snapshot;
 use crate::store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
 
 /// An event store held in memory. Cloning shares nothing: it is one store per value.
@@ -34,6 +35,7 @@ struct Inner {
     /// Indexes into `log`, per stream type and stream id, in version order.
     streams: HashMap<String, HashMap<String, Vec<usize>>>,
     ids: HashSet<Uuid>,
+    snapshots: HashMap<(String, String), Snapshot>,
 }
 
 impl MemoryStore {
@@ -183,6 +185,20 @@ impl EventStore for MemoryStore {
         };
         let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
         Ok(indexes.iter().skip(skip).map(|&i| inner.log[i].clone()).collect())
+    }
+
+    async fn read_snapshot(&self, stream_type: &str, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        Ok(self.lock().snapshots.get(&(stream_type.to_owned(), stream_id.to_owned())).cloned())
+    }
+
+    async fn write_snapshot(&self, stream_type: &str, stream_id: &str, snapshot: Snapshot) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let slot =
+            inner.snapshots.entry((stream_type.to_owned(), stream_id.to_owned())).or_insert_with(|| snapshot.clone());
+        if slot.stream_version <= snapshot.stream_version {
+            *slot = snapshot;
+        }
+        Ok(())
     }
 
     async fn read_all(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {

@@ -193,6 +193,52 @@ macro_rules! conformance_suite {
                 assert_eq!(repository.load::<Account>("a-1").await.unwrap().version(), 1);
             }
 
+            #[tokio::test]
+            async fn snapshots_shorten_loads_and_never_change_the_state() {
+                use $crate::support::SnapshottedAccount;
+                use es::Snapshot;
+                let repository = Repository::new(new_store().await);
+                for amount in 1..=10 {
+                    repository
+                        .execute("s-1", |_: &SnapshottedAccount, _| {
+                            Ok::<_, BankError>(vec![AccountEvent::Deposited { amount }])
+                        })
+                        .await
+                        .unwrap();
+                }
+                let store = repository.store();
+                let snapshot = store.read_snapshot("SnapshottedAccount", "s-1").await.unwrap();
+                let snapshot = snapshot.expect("a snapshot every 3 events");
+                assert_eq!((snapshot.stream_version, snapshot.schema_version), (9, 2));
+
+                let full = es::rehydrate::<SnapshottedAccount>(
+                    "s-1",
+                    store.read_stream("SnapshottedAccount", "s-1", 1).await.unwrap(),
+                )
+                .unwrap();
+                let loaded = repository.load::<SnapshottedAccount>("s-1").await.unwrap();
+                assert_eq!((loaded.state(), loaded.version()), (full.state(), 10));
+                assert_eq!(loaded.state().balance, 55);
+
+                // A snapshot that claims more than the events say is used as it is: the
+                // proof that loads start from it (events = 1000 + the one after it).
+                let forged = Snapshot { stream_version: 9, schema_version: 2, state: r#"{"balance":0,"events":1000}"#.into() };
+                store.write_snapshot("SnapshottedAccount", "s-1", forged).await.unwrap();
+                assert_eq!(repository.load::<SnapshottedAccount>("s-1").await.unwrap().state().events, 1001);
+
+                // One of another schema version, or one that does not decode, is ignored.
+                for (schema_version, state) in [(1, r#"{"balance":0,"events":1000}"#), (2, "not json")] {
+                    let stale = Snapshot { stream_version: 10, schema_version, state: state.into() };
+                    store.write_snapshot("SnapshottedAccount", "s-1", stale).await.unwrap();
+                    let loaded = repository.load::<SnapshottedAccount>("s-1").await.unwrap();
+                    assert_eq!((loaded.state(), loaded.version()), (full.state(), 10));
+                }
+                // An older snapshot never replaces a newer one.
+                let older = Snapshot { stream_version: 3, schema_version: 2, state: "{}".into() };
+                store.write_snapshot("SnapshottedAccount", "s-1", older).await.unwrap();
+                assert_eq!(store.read_snapshot("SnapshottedAccount", "s-1").await.unwrap().unwrap().stream_version, 10);
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_writers_at_one_version_have_exactly_one_winner() {
                 let store = std::sync::Arc::new(new_store().await);

@@ -112,3 +112,24 @@ pub fn awkward_notes() -> Vec<Note> {
         Note { text: "x".repeat(10_000), big: 1, small: 0, ratio: -1.0 / 3.0, tiny: 3.402_823_5e38 },
     ]
 }
+
+/// The same account with snapshots on: every 3 events.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshottedAccount {
+    pub balance: u64,
+    pub events: u64,
+}
+
+#[aggregate(snapshot(version = 2, every = 3))]
+impl es::Aggregate for SnapshottedAccount {
+    type Event = AccountEvent;
+
+    fn apply(&mut self, event: &AccountEvent) {
+        self.events += 1;
+        match event {
+            AccountEvent::Deposited { amount } => self.balance += amount,
+            AccountEvent::Withdrawn { amount } => self.balance -= amount,
+            AccountEvent::Opened { .. } | AccountEvent::Noted(_) | AccountEvent::Closed => {}
+        }
+    }
+}

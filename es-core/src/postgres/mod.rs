@@ -50,6 +50,7 @@ use crate::clock::Timestamp;
 use crate::command::LoadError;
 use crate::recorded::Metadata;
 use crate::rehydrate::Loaded;
+use crate::snapshot::Snapshot;
 use crate::store::{Appended, Cursor, EventParts, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
 
 pub use projection::{Projection, ProjectionRunner};
@@ -341,6 +342,50 @@ impl EventStore for PgStore {
     async fn load<A: Aggregate>(&self, stream_id: &str) -> Result<Loaded<A>, LoadError> {
         self.fold_stream(stream_id).await
     }
+
+    async fn read_snapshot(&self, stream_type: &str, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT stream_version, schema_version, state FROM {} WHERE stream_type = $1 AND stream_id = $2",
+            self.sql.snapshots
+        )))
+        .bind(stream_type)
+        .bind(stream_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(|row| {
+            Ok(Snapshot {
+                stream_version: u64::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0),
+                schema_version: u32::try_from(row.try_get::<i32, _>(1)?).unwrap_or(u32::MAX),
+                state: row.try_get(2)?,
+            })
+        })
+        .transpose()
+        .map_err(|error: sqlx::Error| backend(error))
+    }
+
+    async fn write_snapshot(&self, stream_type: &str, stream_id: &str, snapshot: Snapshot) -> Result<(), StoreError> {
+        check_storable(stream_type, stream_id, &[])?;
+        let snapshots = &self.sql.snapshots;
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {snapshots} (stream_type, stream_id, stream_version, schema_version, state, taken_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (stream_type, stream_id) DO UPDATE SET
+                 stream_version = excluded.stream_version, schema_version = excluded.schema_version,
+                 state = excluded.state, taken_at = excluded.taken_at
+             WHERE excluded.stream_version >= {snapshots}.stream_version"
+        )))
+        .bind(stream_type)
+        .bind(stream_id)
+        .bind(i64::try_from(snapshot.stream_version).unwrap_or(i64::MAX))
+        .bind(i32::try_from(snapshot.schema_version).unwrap_or(i32::MAX))
+        .bind(snapshot.state)
+        .bind(crate::clock::now_micros())
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
 }
 
 impl PgStore {
@@ -348,11 +393,12 @@ impl PgStore {
     /// buffer, reading only the columns a rebuild needs.
     async fn fold_stream<A: Aggregate>(&self, stream_id: &str) -> Result<Loaded<A>, LoadError> {
         use futures_util::TryStreamExt;
+        let mut loaded = crate::snapshot::starting_point::<A, Self>(self, stream_id).await?;
         let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.load_stream)))
             .bind(A::stream_type())
             .bind(stream_id)
+            .bind(i64::try_from(loaded.version()).unwrap_or(i64::MAX))
             .fetch(&self.pool);
-        let mut loaded = Loaded::<A>::new(stream_id);
         while let Some(row) = rows.try_next().await.map_err(backend)? {
             let position: i64 = row.try_get(1).map_err(backend)?;
             let corrupt = |reason: String| StoreError::Corrupt { location: format!("position {position}"), reason };

@@ -17,6 +17,7 @@ pub(crate) struct Sql {
     pub(crate) checkpoints: String,
     pub(crate) skipped: String,
     pub(crate) relay_lease: String,
+    pub(crate) snapshots: String,
     schema: String,
     /// The channel appends notify on commit, so that relays and projections in any
     /// process wake at once.
@@ -76,7 +77,7 @@ impl Sql {
         );
         let load_stream = format!(
             "SELECT transaction_id::text::int8, position, event_id, stream_version, event_type, schema_version, occurred_at, metadata, payload
-             FROM {events} WHERE stream_type = $1 AND stream_id = $2 ORDER BY stream_version"
+             FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version > $3 ORDER BY stream_version"
         );
         Ok(Self {
             prefix: prefix.to_owned(),
@@ -84,6 +85,7 @@ impl Sql {
             checkpoints: format!("{prefix}checkpoints"),
             skipped: format!("{prefix}skipped"),
             relay_lease: format!("{prefix}relay_lease"),
+            snapshots: format!("{prefix}snapshots"),
             schema: format!("{prefix}schema"),
             channel: format!("{prefix}appended"),
             append: append.into(),
@@ -96,8 +98,9 @@ impl Sql {
 
     /// The migrations, in order. Never edit a released one: add the next.
     fn migrations(&self) -> Vec<String> {
-        let Sql { events, outbox, checkpoints, skipped, relay_lease, .. } = self;
-        vec![format!(
+        let Sql { events, outbox, checkpoints, skipped, relay_lease, snapshots, .. } = self;
+        vec![
+            format!(
             "CREATE TABLE {events} (
                 position BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                 transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
@@ -143,7 +146,19 @@ impl Sql {
                 owner TEXT NOT NULL,
                 expires_at BIGINT NOT NULL
             );"
-        )]
+            ),
+            format!(
+                "CREATE TABLE {snapshots} (
+                    stream_type TEXT NOT NULL,
+                    stream_id TEXT NOT NULL,
+                    stream_version BIGINT NOT NULL,
+                    schema_version INT NOT NULL,
+                    state TEXT NOT NULL,
+                    taken_at BIGINT NOT NULL,
+                    PRIMARY KEY (stream_type, stream_id)
+                );"
+            ),
+        ]
     }
 
     /// Creates or migrates the schema. Concurrent instances serialise on an advisory

@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -49,6 +49,7 @@ use crate::clock::Timestamp;
 use crate::command::LoadError;
 use crate::recorded::Metadata;
 use crate::rehydrate::Loaded;
+use crate::snapshot::Snapshot;
 use crate::store::{Appended, Cursor, EventParts, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
 
 pub use projection::{Projection, ProjectionRunner};
@@ -549,26 +550,78 @@ impl EventStore for SqliteStore {
     /// Folds right on the reader thread, decoding each payload from the row's own
     /// buffer: no copy of the stream is made on the way.
     async fn load<A: Aggregate>(&self, stream_id: &str) -> Result<Loaded<A>, LoadError> {
-        let stream_id = stream_id.to_owned();
+        let loaded = crate::snapshot::starting_point::<A, Self>(self, stream_id).await?;
         let shared = Arc::clone(&self.shared);
-        self.shared.readers.run(move |connection| fold_stream::<A>(connection, &shared.tables, &stream_id)).await?
+        self.shared.readers.run(move |connection| fold_stream::<A>(connection, &shared.tables, loaded)).await?
+    }
+
+    async fn read_snapshot(&self, stream_type: &str, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
+        self.read_with_tables(move |connection, tables| {
+            let row: Option<(i64, i64, String)> = connection
+                .prepare_cached(&format!(
+                    "SELECT stream_version, schema_version, state FROM {} WHERE stream_type = ?1 AND stream_id = ?2",
+                    tables.snapshots
+                ))
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(params![stream_type, stream_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                        .optional()
+                })
+                .map_err(backend)?;
+            Ok(row.map(|(version, schema, state)| Snapshot {
+                stream_version: u64::try_from(version).unwrap_or(0),
+                schema_version: u32::try_from(schema).unwrap_or(u32::MAX),
+                state,
+            }))
+        })
+        .await
+    }
+
+    async fn write_snapshot(&self, stream_type: &str, stream_id: &str, snapshot: Snapshot) -> Result<(), StoreError> {
+        let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
+        self.write_with_tables(move |tx, tables| {
+            tx.execute(
+                &format!(
+                    "INSERT INTO {snapshots} (stream_type, stream_id, stream_version, schema_version, state, taken_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (stream_type, stream_id) DO UPDATE SET
+                         stream_version = excluded.stream_version, schema_version = excluded.schema_version,
+                         state = excluded.state, taken_at = excluded.taken_at
+                     WHERE excluded.stream_version >= {snapshots}.stream_version",
+                    snapshots = tables.snapshots
+                ),
+                params![
+                    stream_type,
+                    stream_id,
+                    i64::try_from(snapshot.stream_version).unwrap_or(i64::MAX),
+                    snapshot.schema_version,
+                    snapshot.state,
+                    now_micros()
+                ],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 }
 
+/// Folds the events after `loaded`'s version on the reader thread.
 fn fold_stream<A: Aggregate>(
     connection: &Connection,
     tables: &Tables,
-    stream_id: &str,
+    mut loaded: Loaded<A>,
 ) -> Result<Loaded<A>, LoadError> {
     let mut statement = connection
         .prepare_cached(&format!(
             "SELECT position, event_id, stream_version, event_type, schema_version, occurred_at, metadata, payload
-             FROM {} WHERE stream_type = ?1 AND stream_id = ?2 ORDER BY stream_version",
+             FROM {} WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version > ?3 ORDER BY stream_version",
             tables.events
         ))
         .map_err(backend)?;
-    let mut rows = statement.query(params![A::stream_type(), stream_id]).map_err(backend)?;
-    let mut loaded = Loaded::<A>::new(stream_id);
+    let after = i64::try_from(loaded.version()).unwrap_or(i64::MAX);
+    let mut rows = statement.query(params![A::stream_type(), loaded.stream_id(), after]).map_err(backend)?;
     while let Some(row) = rows.next().map_err(backend)? {
         let position: i64 = row.get(0).map_err(backend)?;
         let corrupt = |reason: String| StoreError::Corrupt { location: format!("position {position}"), reason };

@@ -17,6 +17,7 @@ pub(crate) struct Tables {
     pub(crate) checkpoints: String,
     pub(crate) skipped: String,
     pub(crate) relay_lease: String,
+    pub(crate) snapshots: String,
     pub(crate) schema: String,
 }
 
@@ -29,15 +30,17 @@ impl Tables {
             checkpoints: format!("{prefix}checkpoints"),
             skipped: format!("{prefix}skipped"),
             relay_lease: format!("{prefix}relay_lease"),
+            snapshots: format!("{prefix}snapshots"),
             schema: format!("{prefix}schema"),
         })
     }
 
     /// The migrations, in order. Never edit a released one: add the next.
     fn migrations(&self) -> Vec<String> {
-        let Tables { events, outbox, checkpoints, skipped, relay_lease, .. } = self;
-        vec![format!(
-            "CREATE TABLE {events} (
+        let Tables { events, outbox, checkpoints, skipped, relay_lease, snapshots, .. } = self;
+        vec![
+            format!(
+                "CREATE TABLE {events} (
                 position INTEGER PRIMARY KEY AUTOINCREMENT,
                 event_id BLOB NOT NULL UNIQUE,
                 stream_type TEXT NOT NULL,
@@ -83,7 +86,19 @@ impl Tables {
                 owner TEXT NOT NULL,
                 expires_at INTEGER NOT NULL
             );"
-        )]
+            ),
+            format!(
+                "CREATE TABLE {snapshots} (
+                    stream_type TEXT NOT NULL,
+                    stream_id TEXT NOT NULL,
+                    stream_version INTEGER NOT NULL,
+                    schema_version INTEGER NOT NULL,
+                    state TEXT NOT NULL,
+                    taken_at INTEGER NOT NULL,
+                    PRIMARY KEY (stream_type, stream_id)
+                ) WITHOUT ROWID;"
+            ),
+        ]
     }
 
     /// Creates or migrates the schema.

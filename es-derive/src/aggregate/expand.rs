@@ -14,9 +14,35 @@ pub fn expand(mut input: Input, checked: Checked) -> TokenStream {
             insert_markers(&mut function.block, &markers);
         }
     }
+    if let Some(snapshot) = &input.args.snapshot {
+        input.item.items.extend(snapshot_items(snapshot));
+    }
     let item = &input.item;
     let proof = purity_checked(item);
     quote!(#item #proof)
+}
+
+/// The snapshot policy and the serde-based encoding of the state.
+fn snapshot_items(snapshot: &super::attr::Snapshot) -> Vec<syn::ImplItem> {
+    let (version, every) = (&snapshot.version, &snapshot.every);
+    let version = syn::LitInt::new(&format!("{}u32", version.base10_digits()), version.span());
+    let every = syn::LitInt::new(&format!("{}u64", every.base10_digits()), every.span());
+    vec![
+        syn::parse_quote! {
+            const SNAPSHOT: ::core::option::Option<::es::SnapshotPolicy> =
+                ::core::option::Option::Some(::es::SnapshotPolicy { version: #version, every: #every });
+        },
+        syn::parse_quote! {
+            fn encode_snapshot(&self) -> ::core::option::Option<::core::result::Result<::std::string::String, ::es::__private::serde_json::Error>> {
+                ::core::option::Option::Some(::es::__private::serde_json::to_string(self))
+            }
+        },
+        syn::parse_quote! {
+            fn decode_snapshot(state: &str) -> ::core::option::Option<::core::result::Result<Self, ::es::__private::serde_json::Error>> {
+                ::core::option::Option::Some(::es::__private::serde_json::from_str(state))
+            }
+        },
+    ]
 }
 
 /// `Aggregate` requires `PurityChecked`, and only this attribute implements it: an impl

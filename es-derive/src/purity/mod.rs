@@ -19,6 +19,9 @@ use crate::ctxt::Ctxt;
 pub fn attribute(args: TokenStream, input: TokenStream) -> TokenStream {
     let cx = Ctxt::new();
     let args = Args::from_tokens(&cx, args);
+    if let Some(snapshot) = &args.snapshot {
+        cx.error_at(snapshot.span, "`snapshot(...)` belongs on `#[aggregate]`, not on `#[es::pure]`");
+    }
     let output = match syn::parse2::<syn::Item>(input.clone()) {
         Ok(syn::Item::Fn(function)) => pure_fn(&cx, function, &args),
         Ok(syn::Item::Impl(block)) => pure_impl(&cx, block, &args),

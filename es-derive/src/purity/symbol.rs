@@ -2,6 +2,12 @@
 
 /// `#[aggregate(trust(path::to::f, Type::method))]`: callees the user vouches for.
 pub const TRUST: &str = "trust";
+/// `#[aggregate(snapshot(version = N, every = M))]`: snapshots of the state.
+pub const SNAPSHOT: &str = "snapshot";
+/// The snapshot's schema version.
+pub const VERSION: &str = "version";
+/// Events between snapshots.
+pub const EVERY: &str = "every";
 /// `#[es::allow_impure(reason = "...")]`: the escape hatch on one statement or expression.
 pub const ALLOW_IMPURE: &str = "allow_impure";
 /// The mandatory argument of the escape hatch.
