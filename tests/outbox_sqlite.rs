@@ -392,3 +392,62 @@ async fn the_json_lines_sink_writes_one_synced_line_per_event() {
     assert_eq!(line["event_type"], "Deposited");
     assert_eq!(line["payload"]["amount"], 2);
 }
+
+#[tokio::test]
+async fn an_append_that_fails_halfway_leaves_nothing_even_if_the_transaction_goes_on() {
+    let store = store().await;
+    let events = deposits(&[1, 2]);
+    store.append("Account", "taken", ExpectedVersion::NoStream, events[1..].to_vec()).await.unwrap();
+    let outcome = store
+        .transaction(move |tx| {
+            // The second event's id is taken: the append fails after writing the first.
+            let error = tx.append("Account", "s", ExpectedVersion::NoStream, events).unwrap_err();
+            assert!(matches!(error, es::StoreError::DuplicateEventId { .. }), "{error}");
+            // The caller treats it as done and commits the rest of its work.
+            Ok::<_, es::StoreError>(())
+        })
+        .await;
+    outcome.unwrap();
+    assert!(store.read_stream("Account", "s", 1).await.unwrap().is_empty(), "half an append was committed");
+    assert_eq!(store.status().await.unwrap().pending, 1);
+}
+
+#[tokio::test]
+async fn extreme_relay_options_do_not_panic() {
+    let store = store().await;
+    store.append("Account", "a", ExpectedVersion::NoStream, deposits(&[1])).await.unwrap();
+    let options = RelayOptions {
+        poll_interval: Duration::MAX,
+        backoff_base: Duration::MAX,
+        backoff_max: Duration::MAX,
+        delivery_timeout: Duration::MAX,
+        lease: Duration::MAX,
+        max_attempts: 0,
+        ..RelayOptions::default()
+    };
+    let sink = Recording::default();
+    sink.failing.lock().unwrap().push("a".into());
+    let mut relay = Relay::new(store.clone(), sink, options);
+    let report = relay.run_once().await.unwrap();
+    assert_eq!((report.failed, report.parked), (1, 1), "at least one attempt, then parked");
+}
+
+#[tokio::test]
+async fn a_version_zero_written_behind_the_librarys_back_is_corrupt_not_a_panic() {
+    let store = store().await;
+    store
+        .transaction(|tx| {
+            tx.execute_batch(
+                "INSERT INTO es_events (event_id, stream_type, stream_id, stream_version, event_type, schema_version, occurred_at, metadata, payload)
+                 VALUES (randomblob(16), 'Account', 'zero', 0, 'Deposited', 1, 0, NULL, '{\"amount\":1}');
+                 INSERT INTO es_outbox (position, stream_type, stream_id) VALUES (last_insert_rowid(), 'Account', 'zero');",
+            )
+            .map_err(es::StoreError::from)
+        })
+        .await
+        .unwrap();
+    let mut relay = Relay::new(store.clone(), Recording::default(), fast_options());
+    assert_eq!(drain(&mut relay).await.parked, 1);
+    let parked = store.status().await.unwrap().parked;
+    assert!(parked[0].last_error.contains("versions start at 1"), "{}", parked[0].last_error);
+}

@@ -15,6 +15,12 @@
 //! An event larger than the server's maximum payload is refused before anything of
 //! its batch is published, as a permanent failure: the relay parks it at once rather
 //! than retrying what can never succeed.
+//!
+//! A batch is published in one go and its acknowledgements awaited in order. If the
+//! server loses an early message of a batch while storing a later one of the same
+//! stream (a transient failure during a leader election, say), the relay retries the
+//! early one and consumers see the two out of order; consumers that must not, check
+//! `Es-Stream-Version` against the last one they applied.
 
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, context::PublishErrorKind};

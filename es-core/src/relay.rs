@@ -5,22 +5,24 @@
 //! after the sink acknowledged it: delivery is *at least once*, with the event id as
 //! the dedupe key downstream.
 //!
-//! - **Order.** Rows are delivered in commit order. When a row fails, later rows of
-//!   the same stream wait (so per-stream order holds) while every other stream keeps
-//!   flowing.
+//! - **Order.** Rows are delivered in the order they were appended (commit order on
+//!   SQLite, position order on PostgreSQL), and always in version order within a
+//!   stream. When a row fails, later rows of the same stream wait (so per-stream order
+//!   holds) while every other stream keeps flowing.
 //! - **Retries.** A failed row is retried with exponential backoff and jitter; after
 //!   [`RelayOptions::max_attempts`] it is *parked* with its last error. A parked row
 //!   halts only its own stream, shows in [`OutboxStatus`], and stays until it is
 //!   re-queued or explicitly skipped. Rows are never dropped silently.
 //! - **Several instances.** A relay delivers only while it holds the outbox lease, so
 //!   two relays on one database never deliver the same row at the same time; when a
-//!   relay dies, another takes over once the lease expires. The lease is renewed when
-//!   half of it is left and every delivery is bounded by the delivery timeout, so with
-//!   a lease of at least twice that timeout a delivery always ends inside the lease.
-//!   What this cannot cover is a process frozen mid-delivery (stopped, or a VM paused)
-//!   for longer than the lease: the lease is not re-checked when the sink answers, so
-//!   its late delivery may overlap its successor's. Delivery stays at least once and
-//!   ordered per relay; downstream deduplication by event id absorbs the repeat.
+//!   relay dies, another takes over once the lease expires. The lease is renewed
+//!   before every delivery once half of it is gone, and every delivery is bounded by
+//!   the delivery timeout, so with a lease of at least twice that timeout a delivery
+//!   always ends inside the lease. What this cannot cover is a process frozen
+//!   mid-delivery (stopped, or a VM paused) for longer than the lease: the lease is
+//!   not re-checked when the sink answers, so its late delivery may overlap its
+//!   successor's. Delivery stays at least once; downstream deduplication by event id
+//!   absorbs the repeat.
 //! - **Wake-ups.** Appends through the same store wake the relay at once; appends from
 //!   other processes are found by polling.
 
@@ -215,8 +217,20 @@ pub struct Relay<O, S> {
 }
 
 impl<O: Outbox, S: Sink> Relay<O, S> {
-    /// A relay from `outbox` to `sink`.
-    pub fn new(outbox: O, sink: S, options: RelayOptions) -> Self {
+    /// A relay from `outbox` to `sink`. Durations are capped at one day, which keeps
+    /// every deadline computable.
+    pub fn new(outbox: O, sink: S, mut options: RelayOptions) -> Self {
+        const DAY: Duration = Duration::from_hours(24);
+        for duration in [
+            &mut options.poll_interval,
+            &mut options.backoff_base,
+            &mut options.backoff_max,
+            &mut options.delivery_timeout,
+            &mut options.lease,
+        ] {
+            *duration = (*duration).min(DAY);
+        }
+        options.max_attempts = options.max_attempts.max(1);
         if options.lease < options.delivery_timeout * 2 {
             tracing::warn!(
                 lease = ?options.lease,
@@ -302,7 +316,7 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
                         continue;
                     }
                     tracing::error!(position = row.position, %stream_type, %stream_id, %error, "parking unreadable outbox row");
-                    self.outbox.record_failure(row.position, row.attempts + 1, error, None).await?;
+                    self.outbox.record_failure(row.position, row.attempts.saturating_add(1), error, None).await?;
                     report.failed += 1;
                     report.parked += 1;
                     halted.push((stream_type, stream_id));
@@ -333,7 +347,7 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
     }
 
     async fn deliver_one_by_one(
-        &self,
+        &mut self,
         rows: &[Row],
         events: &[StoredEvent],
         report: &mut RelayReport,
@@ -343,6 +357,11 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
         for (row, event) in rows.iter().zip(events) {
             if is_halted(&halted, event) {
                 continue;
+            }
+            // One at a time, a pass can outlast the lease: keep it, or stop here and
+            // leave the rest to whichever relay holds it now.
+            if !self.hold_lease().await? {
+                break;
             }
             let outcome =
                 tokio::time::timeout(self.options.delivery_timeout, self.sink.deliver(std::slice::from_ref(event)))
@@ -369,7 +388,7 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
         error: &SinkError,
         report: &mut RelayReport,
     ) -> Result<(), StoreError> {
-        let attempts = row.attempts + 1;
+        let attempts = row.attempts.saturating_add(1);
         report.failed += 1;
         let (stream_type, stream_id) = (&event.stream_type, &event.stream_id);
         let retry_at = if error.is_permanent() || attempts >= self.options.max_attempts {

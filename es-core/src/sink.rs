@@ -122,9 +122,14 @@ impl Sink for JsonLinesSink {
         let file = Arc::clone(&self.file);
         tokio::task::spawn_blocking(move || {
             let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
-            file.write_all(&buffer)?;
-            file.flush()?;
-            file.sync_data()
+            // A write that fails halfway (a full disk) must not leave a torn line for
+            // the retry to be glued onto: cut the file back to where the batch began.
+            let start = file.metadata()?.len();
+            let written = file.write_all(&buffer).and_then(|()| file.flush()).and_then(|()| file.sync_data());
+            if written.is_err() {
+                let _ = file.set_len(start);
+            }
+            written
         })
         .await
         .map_err(|error| SinkError::transient(error.to_string()))?

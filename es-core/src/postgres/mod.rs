@@ -61,7 +61,9 @@ pub(crate) use schema::Sql;
 pub struct PgStore {
     pool: PgPool,
     sql: Arc<Sql>,
-    appended: Arc<std::sync::OnceLock<watch::Sender<u64>>>,
+    /// The watchers of appends, and the task that feeds them while they watch.
+    #[allow(clippy::type_complexity, reason = "one private field, explained above")]
+    appended: Arc<std::sync::Mutex<Option<(watch::Sender<u64>, Option<tokio::task::JoinHandle<()>>)>>>,
 }
 
 impl PgStore {
@@ -158,7 +160,7 @@ impl PgStore {
             .await
             .map_err(|error| match &error {
                 sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
-                    if db.constraint().is_some_and(|c| c.contains("event_id")) {
+                    if db.constraint() == Some(format!("{}_event_id_key", self.sql.events).as_str()) {
                         // The detail reads "Key (event_id)=(<uuid>) already exists."
                         let detail = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().and_then(|e| e.detail());
                         let duplicate = detail
@@ -203,16 +205,17 @@ impl PgStore {
     }
 
     /// Changes whenever any process appends to this database (through `LISTEN`).
+    /// The listening task holds one connection of the pool while anyone watches, ends
+    /// when the last watcher is gone, and starts again with the next one.
     pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
-        let sender = self.appended.get_or_init(|| {
-            let (sender, _) = watch::channel(0);
-            let pool = self.pool.clone();
-            let channel = self.sql.channel.clone();
-            let notify = sender.clone();
-            tokio::spawn(async move { listen(pool, channel, notify).await });
-            sender
-        });
-        sender.subscribe()
+        let mut listening = self.appended.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (sender, task) = listening.get_or_insert_with(|| (watch::channel(0).0, None));
+        let receiver = sender.subscribe();
+        if task.as_ref().is_none_or(tokio::task::JoinHandle::is_finished) {
+            let (pool, channel, notify) = (self.pool.clone(), self.sql.channel.clone(), sender.clone());
+            *task = Some(tokio::spawn(listen(pool, channel, notify)));
+        }
+        receiver
     }
 }
 
@@ -224,18 +227,31 @@ async fn listen(pool: PgPool, channel: String, notify: watch::Sender<u64>) {
         let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(listener) => listener,
             Err(error) => {
-                tracing::warn!(%error, "cannot listen for appends; relays and projections fall back to polling");
+                tracing::warn!(%error, "cannot listen for appends; relays and projections poll meanwhile");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 continue;
             }
         };
-        if listener.listen(&channel).await.is_err() {
+        if let Err(error) = listener.listen(&channel).await {
+            tracing::warn!(%error, "cannot listen for appends; relays and projections poll meanwhile");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             continue;
         }
-        while let Ok(_notification) = listener.recv().await {
-            count += 1;
-            if notify.send(count).is_err() {
-                return;
+        loop {
+            tokio::select! {
+                () = notify.closed() => return,
+                received = listener.recv() => match received {
+                    Ok(_) => {
+                        count += 1;
+                        if notify.send(count).is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "lost the connection listening for appends; reconnecting");
+                        break;
+                    }
+                },
             }
         }
     }
@@ -291,7 +307,9 @@ pub(crate) fn event_from_row_at(row: &PgRow, at: usize) -> Result<StoredEvent, S
         stream_type: row.try_get(at + 3).map_err(backend)?,
         stream_id: row.try_get(at + 4).map_err(backend)?,
         stream_version: u64::try_from(stream_version)
-            .map_err(|_| corrupt(format!("negative stream version {stream_version}")))?,
+            .ok()
+            .filter(|version| *version > 0)
+            .ok_or_else(|| corrupt(format!("stream version {stream_version}: versions start at 1")))?,
         cursor: Cursor {
             commit: u64::try_from(commit).map_err(|_| corrupt(format!("transaction id {commit}")))?,
             position: u64::try_from(position).map_err(|_| corrupt("negative position".into()))?,

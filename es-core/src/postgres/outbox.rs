@@ -27,15 +27,17 @@ impl Outbox for PgStore {
     async fn acquire_lease(&self, owner: &str, lease: Duration) -> Result<bool, StoreError> {
         let lease = i64::try_from(lease.as_micros()).unwrap_or(i64::MAX);
         let table = &self.sql.relay_lease;
-        let now = now_micros();
+        // The database's clock, not the hosts': a host whose clock runs ahead must not
+        // take the lease from a live holder.
         let taken = sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {table} (id, owner, expires_at) VALUES (1, $1, $2)
+            "WITH now AS (SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::int8 AS micros)
+             INSERT INTO {table} (id, owner, expires_at) SELECT 1, $1, now.micros + $2 FROM now
              ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-             WHERE {table}.owner = excluded.owner OR {table}.expires_at < $3"
+             WHERE {table}.owner = excluded.owner
+                OR {table}.expires_at < (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::int8"
         )))
         .bind(owner)
-        .bind(now.saturating_add(lease))
-        .bind(now)
+        .bind(lease)
         .execute(self.pool())
         .await
         .map_err(backend)?;

@@ -120,6 +120,10 @@ impl<P: Projection> ProjectionRunner<P> {
     /// Empties the read model and deletes the checkpoint, in one transaction.
     pub async fn rebuild(&mut self) -> Result<(), ProjectionError> {
         let mut tx = self.store.pool().begin().await.map_err(|e| self.store_error(backend(e)))?;
+        // Take the checkpoint's lock first, as a pass does: a runner of this
+        // projection in the middle of a pass finishes (and commits) before the read
+        // model is emptied, so none of its writes survive the reset.
+        self.lock_checkpoint(&mut tx).await?;
         let unreadable = |reason: String| ProjectionError::Unreadable {
             projection: self.name.clone(),
             position: PositionDisplay(0),
@@ -144,24 +148,7 @@ impl<P: Projection> ProjectionRunner<P> {
         let _entered = span.enter();
         let sql = std::sync::Arc::clone(&self.store.sql);
         let mut tx = self.store.pool().begin().await.map_err(|e| self.store_error(backend(e)))?;
-        sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {} (projection) VALUES ($1) ON CONFLICT (projection) DO NOTHING",
-            sql.checkpoints
-        )))
-        .bind(&self.name)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.store_error(backend(e)))?;
-        // The lock makes runners of this projection take turns.
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT transaction_id::text, position, event_id FROM {} WHERE projection = $1 FOR UPDATE",
-            sql.checkpoints
-        )))
-        .bind(&self.name)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| self.store_error(backend(e)))?;
-        let checkpoint = checkpoint_from_row(&row).map_err(|e| self.store_error(e))?;
+        let checkpoint = self.lock_checkpoint(&mut tx).await?;
         let start = if checkpoint.cursor.position == 0 { None } else { Some(checkpoint) };
         if !self.ready {
             self.projection.setup(&mut tx).await.map_err(|e| ProjectionError::Unreadable {
@@ -222,6 +209,27 @@ impl<P: Projection> ProjectionRunner<P> {
             Some(error) => Err(error),
             None => Ok(report),
         }
+    }
+
+    /// Creates the checkpoint row if missing and locks it: runners of this projection
+    /// (and rebuilds) take turns on the lock.
+    async fn lock_checkpoint(&self, tx: &mut PgConnection) -> Result<Checkpoint, ProjectionError> {
+        let checkpoints = &self.store.sql.checkpoints;
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {checkpoints} (projection) VALUES ($1) ON CONFLICT (projection) DO NOTHING"
+        )))
+        .bind(&self.name)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.store_error(backend(e)))?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT transaction_id::text, position, event_id FROM {checkpoints} WHERE projection = $1 FOR UPDATE"
+        )))
+        .bind(&self.name)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| self.store_error(backend(e)))?;
+        checkpoint_from_row(&row).map_err(|e| self.store_error(e))
     }
 
     async fn apply_one(&mut self, tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ProjectionError> {

@@ -53,6 +53,7 @@ impl Sql {
                  FROM current, UNNEST($4::uuid[], $5::text[], $6::int4[], $7::int8[], $8::text[], $9::text[])
                       WITH ORDINALITY AS e(event_id, event_type, schema_version, occurred_at, metadata, payload, ord)
                  WHERE ($3::int8 IS NULL OR current.version = $3) AND NOT current.younger_writer
+                 ORDER BY e.ord
                  RETURNING position, stream_version
              ), queued AS (
                  INSERT INTO {outbox} (position, stream_type, stream_id) SELECT position, $1, $2 FROM inserted

@@ -351,7 +351,19 @@ impl SqliteTransaction<'_> {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Appended, StoreError> {
-        let appended = append(&self.tx, self.tables, stream_type, stream_id, expected, events)?;
+        // All of one append or none of it, even when the caller goes on with the
+        // transaction after an error.
+        self.tx.execute_batch("SAVEPOINT es_append").map_err(backend)?;
+        let appended = match append(&self.tx, self.tables, stream_type, stream_id, expected, events) {
+            Ok(appended) => {
+                self.tx.execute_batch("RELEASE es_append").map_err(backend)?;
+                appended
+            }
+            Err(error) => {
+                self.tx.execute_batch("ROLLBACK TO es_append; RELEASE es_append").map_err(backend)?;
+                return Err(error);
+            }
+        };
         if let Some(last) = appended.cursors.last() {
             self.last_position = Some(last.position);
         }
@@ -432,7 +444,9 @@ fn append(
                 event.payload,
             ])
             .map_err(|error| match error.sqlite_error_code() {
-                Some(rusqlite::ErrorCode::ConstraintViolation) if error.to_string().contains("event_id") => {
+                Some(rusqlite::ErrorCode::ConstraintViolation)
+                    if error.to_string().ends_with(&format!("{}.event_id", tables.events)) =>
+                {
                     StoreError::DuplicateEventId { event_id: event.event_id }
                 }
                 Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict {
@@ -472,7 +486,9 @@ pub(crate) fn event_from_row(row: &Row<'_>, at: usize) -> Result<StoredEvent, St
         stream_type: row.get(at + 2).map_err(backend)?,
         stream_id: row.get(at + 3).map_err(backend)?,
         stream_version: u64::try_from(stream_version)
-            .map_err(|_| corrupt(format!("negative stream version {stream_version}")))?,
+            .ok()
+            .filter(|version| *version > 0)
+            .ok_or_else(|| corrupt(format!("stream version {stream_version}: versions start at 1")))?,
         cursor: Cursor::at_position(u64::try_from(position).map_err(|_| corrupt("negative position".into()))?),
         event_type: row.get(at + 5).map_err(backend)?,
         schema_version: row.get(at + 6).map_err(|error| corrupt(format!("schema version: {error}")))?,

@@ -300,7 +300,7 @@ fn follows_its_predecessor(
                 params![
                     event.stream_type,
                     event.stream_id,
-                    i64::try_from(event.stream_version - 1).unwrap_or(i64::MAX),
+                    i64::try_from(event.stream_version.saturating_sub(1)).unwrap_or(i64::MAX),
                     i64::try_from(event.cursor.position).unwrap_or(i64::MAX)
                 ],
                 |row| row.get(0),
