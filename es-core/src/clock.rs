@@ -95,6 +95,15 @@ pub(crate) fn now_micros() -> i64 {
 }
 
 /// The source of "now" for the command side.
+///
+/// ```
+/// use std::time::Duration;
+/// use es::{Clock, ManualClock, Timestamp};
+///
+/// let clock = ManualClock::new(Timestamp::from_unix_micros(1_767_225_600_000_000));
+/// clock.advance(Duration::from_secs(90));
+/// assert_eq!(clock.now().to_string(), "2026-01-01T00:01:30.000000Z");
+/// ```
 pub trait Clock: Send + Sync {
     /// The current time.
     fn now(&self) -> Timestamp;
@@ -142,6 +151,14 @@ impl Clock for ManualClock {
 }
 
 /// The source of event ids (and of any id a command wants to capture into an event).
+///
+/// ```
+/// use es::{IdSource, SequentialIds};
+///
+/// let ids = SequentialIds::new();
+/// assert_eq!(ids.next_id(), SequentialIds::nth(1));
+/// assert_eq!(ids.next_id().get_version_num(), 7);
+/// ```
 pub trait IdSource: Send + Sync {
     /// A new unique id.
     fn next_id(&self) -> Uuid;

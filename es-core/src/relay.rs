@@ -68,6 +68,25 @@ impl SinkError {
 /// relay then marks them delivered. Events arrive in commit order; a sink must keep
 /// that order within a stream. Deliveries may repeat after a crash: downstream
 /// deduplicates by [`StoredEvent::event_id`].
+///
+/// ```
+/// use es::{Sink, SinkError, StoredEvent};
+///
+/// /// Posts events to another service; the event id is its idempotency key.
+/// struct Webhook;
+///
+/// impl Sink for Webhook {
+///     async fn deliver(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+///         for event in events {
+///             let accepted = !event.payload.is_empty(); // stands for the service's answer
+///             if !accepted {
+///                 return Err(SinkError::transient(format!("service refused {}", event.event_id)));
+///             }
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
 pub trait Sink: Send + Sync {
     /// Delivers a batch, in order.
     fn deliver(&self, events: &[StoredEvent]) -> impl Future<Output = Result<(), SinkError>> + Send;
