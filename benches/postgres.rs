@@ -28,143 +28,22 @@
 //! smoke run, `-- --rounds R` to change the number of rounds). The server is
 //! `ES_TEST_DATABASE_URL`, or `postgres://postgres@127.0.0.1:5432/test`.
 
-use std::error::Error;
 use std::hint::black_box;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use es::postgres::PgStore;
 use es::relay::Sink;
 use es::{
-    Aggregate, Cursor, Event, EventStore, ExpectedVersion, Metadata, NewEvent, Relay, RelayOptions, SinkError,
-    StoredEvent, Timestamp, aggregate,
+    Aggregate, Cursor, EventStore, ExpectedVersion, Metadata, NewEvent, Relay, RelayOptions, StoredEvent, Timestamp,
 };
 use futures_util::TryStreamExt;
-use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use uuid::Uuid;
 
-type BoxError = Box<dyn Error + Send + Sync>;
+mod common;
 
-// ---------------------------------------------------------------------------------
-// The domain: a bank account, with payloads of about 100 bytes of JSON.
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
-enum AccountEvent {
-    Opened { owner: String, currency: String, branch: String, overdraft_limit_cents: u64 },
-    Deposited { amount_cents: u64, reference: String, channel: String },
-    Withdrawn { amount_cents: u64, reference: String, reason: String },
-}
-
-#[derive(Debug, Default)]
-struct Account {
-    open: bool,
-    balance_cents: i64,
-    overdraft_limit_cents: u64,
-    deposits: u64,
-    withdrawals: u64,
-}
-
-#[aggregate]
-impl Aggregate for Account {
-    type Event = AccountEvent;
-    fn apply(&mut self, event: &AccountEvent) {
-        match event {
-            AccountEvent::Opened { overdraft_limit_cents, .. } => {
-                self.open = true;
-                self.overdraft_limit_cents = *overdraft_limit_cents;
-            }
-            AccountEvent::Deposited { amount_cents, .. } => {
-                self.deposits += 1;
-                self.balance_cents += i64::try_from(*amount_cents).unwrap_or(i64::MAX);
-            }
-            AccountEvent::Withdrawn { amount_cents, .. } => {
-                self.withdrawals += 1;
-                self.balance_cents -= i64::try_from(*amount_cents).unwrap_or(i64::MAX);
-            }
-        }
-    }
-}
-
-/// The `n`-th event of a stream (0-based): opened first, then deposits and withdrawals.
-fn account_event(n: u64) -> AccountEvent {
-    if n == 0 {
-        return AccountEvent::Opened {
-            owner: "Ada Lovelace (customer 0042-7781)".into(),
-            currency: "EUR".into(),
-            branch: "Amsterdam Zuidas".into(),
-            overdraft_limit_cents: 50_000,
-        };
-    }
-    if n.is_multiple_of(3) {
-        AccountEvent::Withdrawn {
-            amount_cents: 4_250 + n % 100,
-            reference: format!("ATM-NL-{n:010}"),
-            reason: "cash withdrawal, card ending 4417".into(),
-        }
-    } else {
-        AccountEvent::Deposited {
-            amount_cents: 125_000 + n % 1000,
-            reference: format!("INV-2025-{n:08}-ACME-GMBH"),
-            channel: "sepa-credit-transfer".into(),
-        }
-    }
-}
-
-fn new_event(n: u64) -> NewEvent {
-    NewEvent::encode(
-        &account_event(n),
-        Uuid::now_v7(),
-        Timestamp::from_system_time(std::time::SystemTime::now()),
-        Metadata::default(),
-    )
-    .expect("the event encodes")
-}
-
-// The raw side's decoding: one payload struct per type, decoded by serde directly.
-#[derive(Deserialize)]
-struct Opened {
-    owner: String,
-    currency: String,
-    branch: String,
-    overdraft_limit_cents: u64,
-}
-#[derive(Deserialize)]
-struct Deposited {
-    amount_cents: u64,
-    reference: String,
-    channel: String,
-}
-#[derive(Deserialize)]
-struct Withdrawn {
-    amount_cents: u64,
-    reference: String,
-    reason: String,
-}
-
-fn raw_decode(event_type: &str, payload: &str) -> Result<AccountEvent, BoxError> {
-    Ok(match event_type {
-        "Opened" => {
-            let p: Opened = serde_json::from_str(payload)?;
-            AccountEvent::Opened {
-                owner: p.owner,
-                currency: p.currency,
-                branch: p.branch,
-                overdraft_limit_cents: p.overdraft_limit_cents,
-            }
-        }
-        "Deposited" => {
-            let p: Deposited = serde_json::from_str(payload)?;
-            AccountEvent::Deposited { amount_cents: p.amount_cents, reference: p.reference, channel: p.channel }
-        }
-        "Withdrawn" => {
-            let p: Withdrawn = serde_json::from_str(payload)?;
-            AccountEvent::Withdrawn { amount_cents: p.amount_cents, reference: p.reference, reason: p.reason }
-        }
-        other => return Err(format!("unknown event type {other}").into()),
-    })
-}
+use common::{Account, BoxError, CountingSink, arg, median, new_event, raw_decode};
 
 // ---------------------------------------------------------------------------------
 // The raw side: hand-written SQL on the tables `es` created.
@@ -309,24 +188,6 @@ async fn raw_fetch(pool: &PgPool, sql: &RawSql, limit: i64) -> Result<Vec<Stored
         });
     }
     Ok(batch)
-}
-
-// ---------------------------------------------------------------------------------
-// The sink both relays deliver to: it counts events and payload bytes.
-
-#[derive(Clone, Default)]
-struct CountingSink {
-    events: Arc<AtomicU64>,
-    bytes: Arc<AtomicU64>,
-}
-
-impl Sink for CountingSink {
-    async fn deliver(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
-        let bytes: usize = events.iter().map(|event| event.payload.len()).sum();
-        self.events.fetch_add(events.len() as u64, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-        Ok(())
-    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -505,17 +366,6 @@ impl Pair {
             self.es.len()
         );
     }
-}
-
-fn median(samples: &[Duration]) -> Duration {
-    let mut samples = samples.to_vec();
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 struct Sizes {
