@@ -41,7 +41,7 @@ pub trait PurityChecked {
 #[derive(Debug, Clone, Copy)]
 pub struct PureMarker;
 
-/// Encodes an event's payload (see [`crate::payload`]).
+/// Encodes an event's payload: the content alone, no enum tag (see `payload.rs`).
 pub fn encode<E: Serialize>(event: &E, event_type: &'static EventType) -> Result<String, EncodeError> {
     payload::write(event).map_err(|source| EncodeError { event_type: event_type.name, source })
 }
