@@ -185,7 +185,8 @@ async fn a_writer_that_started_before_the_last_append_of_a_stream_must_retry() {
     // ... so appending version 2 from the older transaction would put version 2
     // before version 1 in the global log: refused as a conflict.
     let error = store.append_in(&mut early, "Account", "s", ExpectedVersion::Exact(1), deposit(2)).await.unwrap_err();
-    assert!(matches!(error, StoreError::Conflict { actual: 1, .. }), "{error}");
+    assert!(matches!(error, StoreError::StaleTransaction { version: 1, .. }), "{error}");
+    assert!(error.is_conflict());
     early.rollback().await.unwrap();
     // Retried in a new transaction it goes through.
     let appended = store.append("Account", "s", ExpectedVersion::Exact(1), deposit(2)).await.unwrap();
@@ -279,5 +280,38 @@ async fn the_log_is_ordered_by_transaction_number_not_by_its_digits() {
     let after_first = store.read_all(all[0].cursor, 10).await.unwrap();
     assert_eq!(after_first.len(), 1, "nothing after the first event may be skipped");
     assert_eq!(after_first[0].stream_id, "second");
+    pg::drop_tables(&store).await;
+}
+
+#[tokio::test]
+async fn racing_appends_under_serializable_isolation_are_conflicts() {
+    let store = pg::fresh_store().await;
+    store.append("Account", "s", ExpectedVersion::NoStream, deposit(1)).await.unwrap();
+    let mut first = store.pool().begin().await.unwrap();
+    let mut second = store.pool().begin().await.unwrap();
+    for tx in [&mut first, &mut second] {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE").execute(&mut **tx).await.unwrap();
+        // Both read before either writes.
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {}", store.table("events"))))
+            .execute(&mut **tx)
+            .await
+            .unwrap();
+    }
+    store.append_in(&mut first, "Account", "s", ExpectedVersion::Exact(1), deposit(2)).await.unwrap();
+    let racing = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let outcome = store.append_in(&mut second, "Account", "s", ExpectedVersion::Exact(1), deposit(3)).await;
+            let commit = if outcome.is_ok() { second.commit().await.err() } else { None };
+            (outcome, commit)
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    first.commit().await.unwrap();
+    let (outcome, commit) = racing.await.unwrap();
+    let error = outcome.expect_err("the second append must not succeed");
+    assert!(error.is_conflict(), "a race is reported as a conflict to retry, not as {error}");
+    assert!(commit.is_none());
+    assert_eq!(read_until(&store, 2).await.len(), 2);
     pg::drop_tables(&store).await;
 }

@@ -121,7 +121,7 @@ pub enum CommandError<E> {
 impl<E> CommandError<E> {
     /// Whether the command lost an optimistic-concurrency race.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, CommandError::Store(StoreError::Conflict { .. }))
+        matches!(self, CommandError::Store(error) if error.is_conflict())
     }
 }
 

@@ -227,6 +227,10 @@ pub struct Appended {
 }
 
 /// A failure of the store.
+///
+/// [`Conflict`](StoreError::Conflict) and
+/// [`StaleTransaction`](StoreError::StaleTransaction) mean another writer got there
+/// first: load again and retry ([`StoreError::is_conflict`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -241,6 +245,20 @@ pub enum StoreError {
         expected: ExpectedVersion,
         /// The stream's actual version.
         actual: u64,
+    },
+    /// The writing transaction started before the stream's last append committed, so
+    /// appending from it would put the stream's versions out of the log's order.
+    /// Nothing was written; retry in a new transaction (as for a conflict).
+    #[error(
+        "stream {stream_type}/{stream_id}: this transaction started before the stream's last append (version {version}) committed; retry it in a new transaction"
+    )]
+    StaleTransaction {
+        /// The stream's aggregate type.
+        stream_type: String,
+        /// The stream id.
+        stream_id: String,
+        /// The stream's version.
+        version: u64,
     },
     /// An event with this id is already stored.
     #[error("event id {event_id} is already stored")]
@@ -277,6 +295,15 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl StoreError {
+    /// Whether another writer got there first, so that loading again and retrying the
+    /// command (in a new transaction) can succeed.
+    #[must_use]
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict { .. } | StoreError::StaleTransaction { .. })
+    }
 }
 
 /// An append-only log of streams, readable per stream and as one global log.

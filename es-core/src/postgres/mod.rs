@@ -184,12 +184,30 @@ impl PgStore {
                         }
                     }
                 }
+                // Under SERIALIZABLE isolation a race on the stream is a serialization
+                // failure: the same situation as a conflict, and retried the same way.
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("40001") => StoreError::Conflict {
+                    stream_type: stream_type.to_owned(),
+                    stream_id: stream_id.to_owned(),
+                    expected,
+                    actual: match expected {
+                        ExpectedVersion::Exact(version) => version + 1,
+                        ExpectedVersion::NoStream | ExpectedVersion::Any => 1,
+                    },
+                },
                 _ => backend(error),
             })?;
         let actual = u64::try_from(row.try_get::<i64, _>(0).map_err(backend)?).unwrap_or(0);
         let younger_writer: bool = row.try_get(1).map_err(backend)?;
         let transaction: String = row.try_get(2).map_err(backend)?;
         let positions: Vec<i64> = row.try_get(3).map_err(backend)?;
+        if younger_writer && expected.matches(actual) {
+            return Err(StoreError::StaleTransaction {
+                stream_type: stream_type.to_owned(),
+                stream_id: stream_id.to_owned(),
+                version: actual,
+            });
+        }
         if !expected.matches(actual) || younger_writer {
             return Err(StoreError::Conflict {
                 stream_type: stream_type.to_owned(),
