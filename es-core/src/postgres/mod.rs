@@ -158,45 +158,7 @@ impl PgStore {
             .bind(&self.sql.channel)
             .fetch_one(&mut *connection)
             .await
-            .map_err(|error| match &error {
-                sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
-                    if db.constraint() == Some(format!("{}_event_id_key", self.sql.events).as_str()) {
-                        // The detail reads "Key (event_id)=(<uuid>) already exists."
-                        let detail = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().and_then(|e| e.detail());
-                        let duplicate = detail
-                            .and_then(|d| d.split_once("=(")?.1.split_once(')'))
-                            .and_then(|(id, _)| id.parse().ok())
-                            .or_else(|| ids.first().copied())
-                            .unwrap_or_default();
-                        StoreError::DuplicateEventId { event_id: duplicate }
-                    } else {
-                        // A concurrent transaction appended the same version and
-                        // committed first; the stream is now at least one further.
-                        let at_least = match expected {
-                            ExpectedVersion::Exact(version) => version + 1,
-                            ExpectedVersion::NoStream | ExpectedVersion::Any => 1,
-                        };
-                        StoreError::Conflict {
-                            stream_type: stream_type.to_owned(),
-                            stream_id: stream_id.to_owned(),
-                            expected,
-                            actual: at_least,
-                        }
-                    }
-                }
-                // Under SERIALIZABLE isolation a race on the stream is a serialization
-                // failure: the same situation as a conflict, and retried the same way.
-                sqlx::Error::Database(db) if db.code().as_deref() == Some("40001") => StoreError::Conflict {
-                    stream_type: stream_type.to_owned(),
-                    stream_id: stream_id.to_owned(),
-                    expected,
-                    actual: match expected {
-                        ExpectedVersion::Exact(version) => version + 1,
-                        ExpectedVersion::NoStream | ExpectedVersion::Any => 1,
-                    },
-                },
-                _ => backend(error),
-            })?;
+            .map_err(|error| self.append_error(error, stream_type, stream_id, expected, &ids))?;
         let actual = u64::try_from(row.try_get::<i64, _>(0).map_err(backend)?).unwrap_or(0);
         let younger_writer: bool = row.try_get(1).map_err(backend)?;
         let transaction: String = row.try_get(2).map_err(backend)?;
@@ -220,6 +182,57 @@ impl PgStore {
         let cursors: Vec<Cursor> =
             positions.into_iter().map(|p| Cursor { commit, position: u64::try_from(p).unwrap_or(0) }).collect();
         Ok(Appended { version: actual + cursors.len() as u64, cursors })
+    }
+
+    /// Names what went wrong with an append: a race is a conflict, a repeated id a
+    /// duplicate, anything else the backend's error.
+    fn append_error(
+        &self,
+        error: sqlx::Error,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        ids: &[Uuid],
+    ) -> StoreError {
+        match &error {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+                if db.constraint() == Some(format!("{}_event_id_key", self.sql.events).as_str()) {
+                    // The detail reads "Key (event_id)=(<uuid>) already exists."
+                    let detail = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().and_then(|e| e.detail());
+                    let duplicate = detail
+                        .and_then(|d| d.split_once("=(")?.1.split_once(')'))
+                        .and_then(|(id, _)| id.parse().ok())
+                        .or_else(|| ids.first().copied())
+                        .unwrap_or_default();
+                    StoreError::DuplicateEventId { event_id: duplicate }
+                } else {
+                    // A concurrent transaction appended the same version and
+                    // committed first; the stream is now at least one further.
+                    let at_least = match expected {
+                        ExpectedVersion::Exact(version) => version + 1,
+                        ExpectedVersion::NoStream | ExpectedVersion::Any => 1,
+                    };
+                    StoreError::Conflict {
+                        stream_type: stream_type.to_owned(),
+                        stream_id: stream_id.to_owned(),
+                        expected,
+                        actual: at_least,
+                    }
+                }
+            }
+            // Under SERIALIZABLE isolation a race on the stream is a serialization
+            // failure: the same situation as a conflict, and retried the same way.
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("40001") => StoreError::Conflict {
+                stream_type: stream_type.to_owned(),
+                stream_id: stream_id.to_owned(),
+                expected,
+                actual: match expected {
+                    ExpectedVersion::Exact(version) => version + 1,
+                    ExpectedVersion::NoStream | ExpectedVersion::Any => 1,
+                },
+            },
+            _ => backend(error),
+        }
     }
 
     /// Changes whenever any process appends to this database (through `LISTEN`).
