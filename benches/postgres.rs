@@ -43,7 +43,7 @@ use uuid::Uuid;
 
 mod common;
 
-use common::{Account, BoxError, CountingSink, arg, median, new_event, raw_decode};
+use common::{Account, BoxError, CountingSink, Pair, arg, median, new_event, raw_decode};
 
 // ---------------------------------------------------------------------------------
 // The raw side: hand-written SQL on the tables `es` created.
@@ -330,43 +330,6 @@ async fn relay_round(pool: &PgPool, use_es: bool, events: usize) -> Result<Durat
 
 // ---------------------------------------------------------------------------------
 // Measuring and reporting.
-
-#[derive(Default)]
-struct Pair {
-    es: Vec<Duration>,
-    raw: Vec<Duration>,
-}
-
-impl Pair {
-    /// Runs both sides once, in the given order.
-    async fn measure<F, Fut>(&mut self, es_first: bool, mut run: F) -> Result<(), BoxError>
-    where
-        F: FnMut(bool) -> Fut,
-        Fut: Future<Output = Result<Duration, BoxError>>,
-    {
-        for use_es in if es_first { [true, false] } else { [false, true] } {
-            let elapsed = run(use_es).await?;
-            if use_es { self.es.push(elapsed) } else { self.raw.push(elapsed) }
-        }
-        Ok(())
-    }
-
-    #[allow(clippy::cast_precision_loss, reason = "operation counts are far below 2^52")]
-    fn report(&self, name: &str, operations: usize, unit: &str) {
-        let rate = |d: Duration| operations as f64 / d.as_secs_f64();
-        let (es, raw) = (rate(median(&self.es)), rate(median(&self.raw)));
-        let mut ratios: Vec<f64> =
-            self.es.iter().zip(&self.raw).map(|(e, r)| r.as_secs_f64() / e.as_secs_f64() * 100.0).collect();
-        ratios.sort_by(f64::total_cmp);
-        println!(
-            "{name}: es {es:.0} {unit}/s, raw {raw:.0} {unit}/s, ratio {:.0}%   (per-round ratios {:.0}%..{:.0}%, {} rounds)",
-            es / raw * 100.0,
-            ratios[0],
-            ratios[ratios.len() - 1],
-            self.es.len()
-        );
-    }
-}
 
 struct Sizes {
     rounds: usize,

@@ -50,7 +50,7 @@ use uuid::Uuid;
 
 mod common;
 
-use common::{Account, BoxError, CountingSink, arg, median, new_event, raw_decode};
+use common::{Account, BoxError, CountingSink, Pair, arg, new_event, raw_decode};
 
 // ---------------------------------------------------------------------------------
 // The raw side: one thread owning one connection, one hop per transaction.
@@ -416,35 +416,6 @@ fn remove_db(path: &Path) {
 
 // ---------------------------------------------------------------------------------
 // Measuring and reporting.
-
-#[derive(Default)]
-struct Pair {
-    es: Vec<Duration>,
-    raw: Vec<Duration>,
-}
-
-impl Pair {
-    fn push(&mut self, (es, raw): (Duration, Duration)) {
-        self.es.push(es);
-        self.raw.push(raw);
-    }
-
-    #[allow(clippy::cast_precision_loss, reason = "operation counts are far below 2^52")]
-    fn report(&self, name: &str, operations: usize, unit: &str) {
-        let rate = |d: Duration| operations as f64 / d.as_secs_f64();
-        let (es, raw) = (rate(median(&self.es)), rate(median(&self.raw)));
-        let mut ratios: Vec<f64> =
-            self.es.iter().zip(&self.raw).map(|(e, r)| r.as_secs_f64() / e.as_secs_f64() * 100.0).collect();
-        ratios.sort_by(f64::total_cmp);
-        println!(
-            "{name}: es {es:.0} {unit}/s, raw {raw:.0} {unit}/s, ratio {:.0}%   (per-round ratios {:.0}%..{:.0}%, {} rounds)",
-            es / raw * 100.0,
-            ratios[0],
-            ratios[ratios.len() - 1],
-            self.es.len()
-        );
-    }
-}
 
 struct Sizes {
     rounds: usize,

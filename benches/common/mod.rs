@@ -4,6 +4,7 @@
 #![allow(dead_code, reason = "each bench uses a different part")]
 
 use std::error::Error;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -160,4 +161,47 @@ pub fn median(samples: &[Duration]) -> Duration {
 pub fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[derive(Default)]
+/// The durations of the two sides, round by round.
+pub struct Pair {
+    pub es: Vec<Duration>,
+    pub raw: Vec<Duration>,
+}
+
+impl Pair {
+    pub fn push(&mut self, (es, raw): (Duration, Duration)) {
+        self.es.push(es);
+        self.raw.push(raw);
+    }
+
+    /// Runs both sides once, in the given order.
+    pub async fn measure<F, Fut>(&mut self, es_first: bool, mut run: F) -> Result<(), BoxError>
+    where
+        F: FnMut(bool) -> Fut,
+        Fut: Future<Output = Result<Duration, BoxError>>,
+    {
+        for use_es in if es_first { [true, false] } else { [false, true] } {
+            let elapsed = run(use_es).await?;
+            if use_es { self.es.push(elapsed) } else { self.raw.push(elapsed) }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::cast_precision_loss, reason = "operation counts are far below 2^52")]
+    pub fn report(&self, name: &str, operations: usize, unit: &str) {
+        let rate = |d: Duration| operations as f64 / d.as_secs_f64();
+        let (es, raw) = (rate(median(&self.es)), rate(median(&self.raw)));
+        let mut ratios: Vec<f64> =
+            self.es.iter().zip(&self.raw).map(|(e, r)| r.as_secs_f64() / e.as_secs_f64() * 100.0).collect();
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "{name}: es {es:.0} {unit}/s, raw {raw:.0} {unit}/s, ratio {:.0}%   (per-round ratios {:.0}%..{:.0}%, {} rounds)",
+            es / raw * 100.0,
+            ratios[0],
+            ratios[ratios.len() - 1],
+            self.es.len()
+        );
+    }
 }
