@@ -25,6 +25,25 @@ pub enum OnError {
     RecordAndSkip,
 }
 
+/// How a projection runner works, whatever the backend.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    /// Events one transaction applies at most.
+    pub(crate) batch_size: usize,
+    /// How often to look for events nobody announced.
+    pub(crate) poll_interval: std::time::Duration,
+    /// What to do with an event that fails.
+    pub(crate) on_error: OnError,
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl Default for Settings {
+    fn default() -> Self {
+        Self { batch_size: 256, poll_interval: std::time::Duration::from_millis(500), on_error: OnError::Stop }
+    }
+}
+
 /// Where a projection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checkpoint {

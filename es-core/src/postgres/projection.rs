@@ -19,7 +19,9 @@ use sqlx::{AssertSqlSafe, PgConnection, Row};
 
 use super::{PgStore, backend};
 use crate::clock::now_micros;
-use crate::projection::{Checkpoint, HandlerError, OnError, PositionDisplay, ProjectionError, ProjectionReport};
+use crate::projection::{
+    Checkpoint, HandlerError, OnError, PositionDisplay, ProjectionError, ProjectionReport, Settings,
+};
 use crate::store::{Cursor, StoreError, StoredEvent};
 
 /// A read model fed from the global log of a [`PgStore`].
@@ -53,9 +55,7 @@ pub struct ProjectionRunner<P> {
     store: PgStore,
     projection: P,
     name: String,
-    batch_size: usize,
-    poll_interval: Duration,
-    on_error: OnError,
+    settings: Settings,
     ready: bool,
 }
 
@@ -63,35 +63,27 @@ impl<P: Projection> ProjectionRunner<P> {
     /// A runner with the default policy ([`OnError::Stop`]) and batches of 256 events.
     pub fn new(store: PgStore, projection: P) -> Self {
         let name = projection.name().to_owned();
-        Self {
-            store,
-            projection,
-            name,
-            batch_size: 256,
-            poll_interval: Duration::from_millis(500),
-            on_error: OnError::Stop,
-            ready: false,
-        }
+        Self { store, projection, name, settings: Settings::default(), ready: false }
     }
 
     /// What to do with an event that fails.
     #[must_use]
     pub fn on_error(mut self, policy: OnError) -> Self {
-        self.on_error = policy;
+        self.settings.on_error = policy;
         self
     }
 
     /// How many events one transaction applies at most.
     #[must_use]
     pub fn batch_size(mut self, events: usize) -> Self {
-        self.batch_size = events.max(1);
+        self.settings.batch_size = events.max(1);
         self
     }
 
     /// How often to look for new events when no notification arrives.
     #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval;
+        self.settings.poll_interval = interval;
         self
     }
 
@@ -157,7 +149,7 @@ impl<P: Projection> ProjectionRunner<P> {
                 reason: format!("setup failed: {e}"),
             })?;
         }
-        let events = super::read_all(&sql, &mut tx, checkpoint.cursor, self.batch_size)
+        let events = super::read_all(&sql, &mut tx, checkpoint.cursor, self.settings.batch_size)
             .await
             .map_err(|e| self.store_error(e))?;
         let mut report = ProjectionReport { checkpoint: start, ..ProjectionReport::default() };
@@ -166,7 +158,7 @@ impl<P: Projection> ProjectionRunner<P> {
             match self.apply_one(&mut tx, &event).await {
                 Ok(()) => report.applied += 1,
                 Err(error @ ProjectionError::Store { .. }) => return Err(error),
-                Err(error) if self.on_error == OnError::RecordAndSkip => {
+                Err(error) if self.settings.on_error == OnError::RecordAndSkip => {
                     tracing::warn!(projection = %self.name, position = event.cursor.position, %error, "skipping event");
                     sqlx::query(AssertSqlSafe(format!(
                         "INSERT INTO {} (position, consumer, reason, skipped_at) VALUES ($1, $2, $3, $4)
@@ -309,7 +301,7 @@ impl<P: Projection> ProjectionRunner<P> {
                 biased;
                 () = &mut shutdown => return Ok(total),
                 _ = appended.changed() => {}
-                () = tokio::time::sleep(self.poll_interval) => {}
+                () = tokio::time::sleep(self.settings.poll_interval) => {}
             }
         }
     }

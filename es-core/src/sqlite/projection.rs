@@ -11,7 +11,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{EVENT_COLUMNS, SqliteStore, Tables, backend, event_from_row, now_micros};
-use crate::projection::{Checkpoint, HandlerError, OnError, PositionDisplay, ProjectionError, ProjectionReport};
+use crate::projection::{
+    Checkpoint, HandlerError, OnError, PositionDisplay, ProjectionError, ProjectionReport, Settings,
+};
 use crate::store::{Cursor, StoreError, StoredEvent};
 
 /// A read model fed from the global log of a [`SqliteStore`].
@@ -74,9 +76,7 @@ pub struct ProjectionRunner<P> {
     store: SqliteStore,
     projection: Option<P>,
     name: String,
-    batch_size: usize,
-    poll_interval: Duration,
-    on_error: OnError,
+    settings: Settings,
     ready: bool,
 }
 
@@ -84,35 +84,27 @@ impl<P: Projection> ProjectionRunner<P> {
     /// A runner with the default policy ([`OnError::Stop`]) and batches of 256 events.
     pub fn new(store: SqliteStore, projection: P) -> Self {
         let name = projection.name().to_owned();
-        Self {
-            store,
-            projection: Some(projection),
-            name,
-            batch_size: 256,
-            poll_interval: Duration::from_millis(500),
-            on_error: OnError::Stop,
-            ready: false,
-        }
+        Self { store, projection: Some(projection), name, settings: Settings::default(), ready: false }
     }
 
     /// What to do with an event that fails.
     #[must_use]
     pub fn on_error(mut self, policy: OnError) -> Self {
-        self.on_error = policy;
+        self.settings.on_error = policy;
         self
     }
 
     /// How many events one transaction applies at most.
     #[must_use]
     pub fn batch_size(mut self, events: usize) -> Self {
-        self.batch_size = events.max(1);
+        self.settings.batch_size = events.max(1);
         self
     }
 
     /// How often to look for events appended by other processes.
     #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval;
+        self.settings.poll_interval = interval;
         self
     }
 
@@ -160,8 +152,8 @@ impl<P: Projection> ProjectionRunner<P> {
 
     /// Applies one batch after the checkpoint, in one transaction.
     pub async fn run_once(&mut self) -> Result<ProjectionReport, ProjectionError> {
-        let batch_size = self.batch_size;
-        let on_error = self.on_error;
+        let batch_size = self.settings.batch_size;
+        let on_error = self.settings.on_error;
         let setup = !self.ready;
         let (report, stopped) = self
             .with_projection(move |projection, tx, tables, name| {
@@ -204,7 +196,7 @@ impl<P: Projection> ProjectionRunner<P> {
                 biased;
                 () = &mut shutdown => return Ok(total),
                 _ = appended.changed() => {}
-                () = tokio::time::sleep(self.poll_interval) => {}
+                () = tokio::time::sleep(self.settings.poll_interval) => {}
             }
         }
     }
