@@ -375,6 +375,39 @@ pub trait EventStore: Send + Sync {
     }
 }
 
+/// Readers of stored values, the same for every backend: each refuses what the
+/// library never writes, with the reason (the caller adds where it stands).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod stored {
+    use crate::recorded::Metadata;
+
+    /// A stream version: 1, 2, 3, …
+    pub(crate) fn version(raw: i64) -> Result<u64, String> {
+        u64::try_from(raw)
+            .ok()
+            .filter(|version| *version > 0)
+            .ok_or_else(|| format!("stream version {raw}: versions start at 1"))
+    }
+
+    /// A global position.
+    pub(crate) fn position(raw: i64) -> Result<u64, String> {
+        u64::try_from(raw).map_err(|_| format!("negative position {raw}"))
+    }
+
+    /// An event's schema version.
+    pub(crate) fn schema_version(raw: i64) -> Result<u32, String> {
+        u32::try_from(raw).map_err(|_| format!("schema version {raw} out of range"))
+    }
+
+    /// Metadata, stored as JSON or absent when empty.
+    pub(crate) fn metadata(text: Option<&str>) -> Result<Metadata, String> {
+        text.map_or_else(
+            || Ok(Metadata::default()),
+            |text| serde_json::from_str(text).map_err(|error| format!("metadata does not decode: {error}")),
+        )
+    }
+}
+
 /// Checks a table prefix so that it cannot carry SQL: 1 to 32 ASCII letters, digits or
 /// underscores, not starting with a digit.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

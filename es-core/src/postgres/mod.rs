@@ -48,10 +48,11 @@ use uuid::Uuid;
 use crate::aggregate::Aggregate;
 use crate::clock::Timestamp;
 use crate::command::LoadError;
-use crate::recorded::Metadata;
 use crate::rehydrate::Loaded;
 use crate::snapshot::Snapshot;
-use crate::store::{Appended, Cursor, EventParts, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
+use crate::store::{
+    Appended, Cursor, EventParts, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent, stored,
+};
 
 pub use projection::{Projection, ProjectionRunner};
 pub(crate) use schema::Sql;
@@ -326,30 +327,20 @@ pub(crate) fn event_from_row_at(row: &PgRow, at: usize) -> Result<StoredEvent, S
     let commit: i64 = row.try_get(at).map_err(backend)?;
     let stream_version: i64 = row.try_get(at + 5).map_err(backend)?;
     let schema_version: i32 = row.try_get(at + 7).map_err(backend)?;
-    let metadata: Option<String> = row.try_get(at + 9).map_err(backend)?;
-    let metadata = match metadata {
-        None => Metadata::default(),
-        Some(text) => {
-            serde_json::from_str(&text).map_err(|error| corrupt(format!("metadata does not decode: {error}")))?
-        }
-    };
+    let metadata: Option<&str> = row.try_get(at + 9).map_err(backend)?;
     Ok(StoredEvent {
         event_id: row.try_get::<Uuid, _>(at + 2).map_err(backend)?,
         stream_type: row.try_get(at + 3).map_err(backend)?,
         stream_id: row.try_get(at + 4).map_err(backend)?,
-        stream_version: u64::try_from(stream_version)
-            .ok()
-            .filter(|version| *version > 0)
-            .ok_or_else(|| corrupt(format!("stream version {stream_version}: versions start at 1")))?,
+        stream_version: stored::version(stream_version).map_err(corrupt)?,
         cursor: Cursor {
             commit: u64::try_from(commit).map_err(|_| corrupt(format!("transaction id {commit}")))?,
-            position: u64::try_from(position).map_err(|_| corrupt("negative position".into()))?,
+            position: stored::position(position).map_err(corrupt)?,
         },
         event_type: row.try_get(at + 6).map_err(backend)?,
-        schema_version: u32::try_from(schema_version)
-            .map_err(|_| corrupt(format!("negative schema version {schema_version}")))?,
+        schema_version: stored::schema_version(schema_version.into()).map_err(corrupt)?,
         occurred_at: Timestamp::from_unix_micros(row.try_get(at + 8).map_err(backend)?),
-        metadata,
+        metadata: stored::metadata(metadata).map_err(corrupt)?,
         payload: row.try_get(at + 10).map_err(backend)?,
     })
 }
@@ -454,25 +445,18 @@ impl PgStore {
             let commit: i64 = row.try_get(0).map_err(backend)?;
             let stream_version: i64 = row.try_get(3).map_err(backend)?;
             let schema_version: i32 = row.try_get(5).map_err(backend)?;
-            let metadata = match row.try_get::<Option<&str>, _>(7).map_err(backend)? {
-                None => Metadata::default(),
-                Some(text) => {
-                    serde_json::from_str(text).map_err(|error| corrupt(format!("metadata does not decode: {error}")))?
-                }
-            };
+            let metadata: Option<&str> = row.try_get(7).map_err(backend)?;
             loaded.fold_parts(EventParts {
                 event_id: row.try_get(2).map_err(backend)?,
-                stream_version: u64::try_from(stream_version)
-                    .map_err(|_| corrupt(format!("negative stream version {stream_version}")))?,
+                stream_version: stored::version(stream_version).map_err(corrupt)?,
                 cursor: Cursor {
                     commit: u64::try_from(commit).map_err(|_| corrupt(format!("transaction id {commit}")))?,
-                    position: u64::try_from(position).map_err(|_| corrupt("negative position".into()))?,
+                    position: stored::position(position).map_err(corrupt)?,
                 },
                 event_type: row.try_get(4).map_err(backend)?,
-                schema_version: u32::try_from(schema_version)
-                    .map_err(|_| corrupt(format!("negative schema version {schema_version}")))?,
+                schema_version: stored::schema_version(schema_version.into()).map_err(corrupt)?,
                 occurred_at: Timestamp::from_unix_micros(row.try_get(6).map_err(backend)?),
-                metadata,
+                metadata: stored::metadata(metadata).map_err(corrupt)?,
                 payload: row.try_get(8).map_err(backend)?,
             })?;
         }

@@ -47,10 +47,11 @@ use uuid::Uuid;
 use crate::aggregate::Aggregate;
 use crate::clock::Timestamp;
 use crate::command::LoadError;
-use crate::recorded::Metadata;
 use crate::rehydrate::Loaded;
 use crate::snapshot::Snapshot;
-use crate::store::{Appended, Cursor, EventParts, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
+use crate::store::{
+    Appended, Cursor, EventParts, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent, stored,
+};
 
 pub use projection::{Projection, ProjectionRunner};
 pub(crate) use schema::Tables;
@@ -474,26 +475,18 @@ pub(crate) fn event_from_row(row: &Row<'_>, at: usize) -> Result<StoredEvent, St
     let id: Vec<u8> = row.get(at + 1).map_err(backend)?;
     let event_id = Uuid::from_slice(&id).map_err(|_| corrupt(format!("event id is {} bytes, not 16", id.len())))?;
     let stream_version: i64 = row.get(at + 4).map_err(backend)?;
+    let schema_version: i64 = row.get(at + 6).map_err(|error| corrupt(format!("schema version: {error}")))?;
     let metadata: Option<String> = row.get(at + 8).map_err(backend)?;
-    let metadata = match metadata {
-        None => Metadata::default(),
-        Some(text) => {
-            serde_json::from_str(&text).map_err(|error| corrupt(format!("metadata does not decode: {error}")))?
-        }
-    };
     Ok(StoredEvent {
         event_id,
         stream_type: row.get(at + 2).map_err(backend)?,
         stream_id: row.get(at + 3).map_err(backend)?,
-        stream_version: u64::try_from(stream_version)
-            .ok()
-            .filter(|version| *version > 0)
-            .ok_or_else(|| corrupt(format!("stream version {stream_version}: versions start at 1")))?,
-        cursor: Cursor::at_position(u64::try_from(position).map_err(|_| corrupt("negative position".into()))?),
+        stream_version: stored::version(stream_version).map_err(corrupt)?,
+        cursor: Cursor::at_position(stored::position(position).map_err(corrupt)?),
         event_type: row.get(at + 5).map_err(backend)?,
-        schema_version: row.get(at + 6).map_err(|error| corrupt(format!("schema version: {error}")))?,
+        schema_version: stored::schema_version(schema_version).map_err(corrupt)?,
         occurred_at: Timestamp::from_unix_micros(row.get(at + 7).map_err(backend)?),
-        metadata,
+        metadata: stored::metadata(metadata.as_deref()).map_err(corrupt)?,
         payload: row.get(at + 9).map_err(|error| corrupt(format!("payload: {error}")))?,
     })
 }
@@ -647,20 +640,18 @@ fn fold_stream<A: Aggregate>(
         let id = row.get_ref(1).map_err(backend)?.as_blob().map_err(|error| corrupt(format!("event id: {error}")))?;
         let stream_version: i64 = row.get(2).map_err(backend)?;
         let metadata = match row.get_ref(6).map_err(backend)? {
-            rusqlite::types::ValueRef::Null => Metadata::default(),
-            _ => {
-                serde_json::from_str(text(6)?).map_err(|error| corrupt(format!("metadata does not decode: {error}")))?
-            }
+            rusqlite::types::ValueRef::Null => None,
+            _ => Some(text(6)?),
         };
+        let schema_version: i64 = row.get(4).map_err(|error| corrupt(format!("schema version: {error}")))?;
         loaded.fold_parts(EventParts {
             event_id: Uuid::from_slice(id).map_err(|_| corrupt(format!("event id is {} bytes, not 16", id.len())))?,
-            stream_version: u64::try_from(stream_version)
-                .map_err(|_| corrupt(format!("negative stream version {stream_version}")))?,
-            cursor: Cursor::at_position(u64::try_from(position).map_err(|_| corrupt("negative position".into()))?),
+            stream_version: stored::version(stream_version).map_err(corrupt)?,
+            cursor: Cursor::at_position(stored::position(position).map_err(corrupt)?),
             event_type: text(3)?,
-            schema_version: row.get(4).map_err(|error| corrupt(format!("schema version: {error}")))?,
+            schema_version: stored::schema_version(schema_version).map_err(corrupt)?,
             occurred_at: Timestamp::from_unix_micros(row.get(5).map_err(backend)?),
-            metadata,
+            metadata: stored::metadata(metadata).map_err(corrupt)?,
             payload: text(7)?,
         })?;
     }
