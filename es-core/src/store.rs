@@ -408,6 +408,23 @@ pub(crate) mod stored {
     }
 }
 
+/// Refuses a database migrated by a newer release (at schema `current`, when this one
+/// knows `known` migrations) rather than misread it.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn check_schema_version(current: i64, known: usize, backend: &'static str) -> Result<(), StoreError> {
+    let known = i64::try_from(known).unwrap_or(i64::MAX);
+    if current > known {
+        return Err(StoreError::Backend {
+            backend,
+            source: format!(
+                "the database schema is at version {current}, newer than version {known} that this release knows; upgrade es"
+            )
+            .into(),
+        });
+    }
+    Ok(())
+}
+
 /// Checks a table prefix so that it cannot carry SQL: 1 to 32 ASCII letters, digits or
 /// underscores, not starting with a digit.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

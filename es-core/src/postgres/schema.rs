@@ -183,16 +183,7 @@ impl Sql {
             .await
             .map_err(super::backend)?;
         let migrations = self.migrations();
-        let known = i32::try_from(migrations.len()).unwrap_or(i32::MAX);
-        if current > known {
-            return Err(StoreError::Backend {
-                backend: "postgres",
-                source: format!(
-                    "the database schema is at version {current}, newer than version {known} that this release knows; upgrade es"
-                )
-                .into(),
-            });
-        }
+        crate::store::check_schema_version(i64::from(current), migrations.len(), "postgres")?;
         for (version, sql) in (1..).zip(&migrations).skip(usize::try_from(current).unwrap_or(0)) {
             sqlx::raw_sql(AssertSqlSafe(sql.clone())).execute(&mut *tx).await.map_err(super::backend)?;
             sqlx::query(AssertSqlSafe(format!("INSERT INTO {schema} (version, applied_at) VALUES ($1, $2)")))

@@ -116,16 +116,7 @@ impl Tables {
             .map_err(super::backend)?
             .flatten()
             .unwrap_or(0);
-        let known = i64::try_from(migrations.len()).unwrap_or(i64::MAX);
-        if current > known {
-            return Err(StoreError::Backend {
-                backend: "sqlite",
-                source: format!(
-                    "the database schema is at version {current}, newer than version {known} that this release knows; upgrade es"
-                )
-                .into(),
-            });
-        }
+        crate::store::check_schema_version(current, migrations.len(), "sqlite")?;
         for (version, sql) in (1..).zip(&migrations).skip(usize::try_from(current).unwrap_or(0)) {
             let tx = connection
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
