@@ -227,19 +227,35 @@ async fn worker(dir: &Path, deposits: u64) -> Result<(), Error> {
     Ok(())
 }
 
+/// Starts a worker process. Its standard input is a pipe that only this process
+/// holds: when this process ends, however it ends (even by SIGKILL), the pipe closes
+/// and the worker stops too, so no worker outlives the example.
 fn start_worker(dir: &Path, deposits: u64) -> Result<std::process::Child, Error> {
     Ok(Command::new(std::env::current_exe()?)
         .arg("--worker")
         .arg(dir)
         .arg(deposits.to_string())
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()?)
+}
+
+/// In the worker: ends the process as soon as the parent's end of the standard input
+/// pipe closes, which happens when the parent dies.
+fn exit_with_parent() {
+    std::thread::spawn(|| {
+        // Nothing is ever written to the pipe: this returns at end of file (the parent
+        // is gone) or on an error, and both mean that nobody waits for this worker.
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(3);
+    });
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--worker") {
+        exit_with_parent();
         let dir = PathBuf::from(&args[2]);
         return worker(&dir, args[3].parse()?).await;
     }
@@ -260,8 +276,9 @@ async fn main() -> Result<(), Error> {
     }
     command(&bank, "acc-ada", |a, _| a.deposit(100)).await?;
     command(&bank, "acc-ada", |a, _| a.withdraw(30)).await?;
-    match command(&bank, "acc-grace", |a, _| a.withdraw(1_000_000)).await {
-        Err(error) => println!("refused: withdrawing 1000000 from acc-grace: {error}"),
+    // One more than the balance, whatever earlier runs left in the file.
+    match command(&bank, "acc-grace", |a, _| a.withdraw(a.balance + 1)).await {
+        Err(error) => println!("refused: withdrawing more than acc-grace holds: {error}"),
         Ok(_) => return Err("an overdraft went through".into()),
     }
 
@@ -304,7 +321,10 @@ async fn main() -> Result<(), Error> {
         status.pending
     );
     let restarted = Instant::now();
-    let status = start_worker(&dir, 50)?.wait()?;
+    let mut worker = start_worker(&dir, 50)?;
+    // `wait` would close the worker's standard input first, which tells it to stop.
+    let _keep_worker_alive = worker.stdin.take();
+    let status = worker.wait()?;
     if !status.success() {
         return Err(format!("the restarted worker failed: {status}").into());
     }

@@ -3,10 +3,11 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use es::sqlite::SqliteStore;
 use es::{EventStore, ExpectedVersion, IdSource, Metadata, NewEvent, RandomIds, StoreError, Timestamp};
+use support::process::{child_role, rerun_as_child};
 use support::{Account, AccountEvent};
 
 const CHILD_ENV: &str = "ES_WRITER_CHILD_DB";
@@ -14,14 +15,11 @@ const WRITERS: usize = 4;
 const DEPOSITS_EACH: u64 = 25;
 
 /// The child's workload: `DEPOSITS_EACH` deposits of 1 on the hot stream, each
-/// decided on a fresh read and retried on conflict. In a normal test run it returns
-/// at once.
-#[test]
-fn writer_process_entry_point() {
-    let Ok(db) = std::env::var(CHILD_ENV) else { return };
+/// decided on a fresh read and retried on conflict.
+fn writer_workload(db: &str) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async move {
-        let store = SqliteStore::open(&db).await.unwrap();
+        let store = SqliteStore::open(db).await.unwrap();
         let mut conflicts = 0;
         for _ in 0..DEPOSITS_EACH {
             loop {
@@ -48,6 +46,9 @@ fn writer_process_entry_point() {
 
 #[test]
 fn writers_in_separate_processes_lose_no_update() {
+    if let Some(db) = child_role(CHILD_ENV) {
+        return writer_workload(&db);
+    }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("hot.db");
     // Create the schema once, so that the children race on appends only.
@@ -55,9 +56,7 @@ fn writers_in_separate_processes_lose_no_update() {
     drop(runtime.block_on(SqliteStore::open(&db)).unwrap());
     let children: Vec<_> = (0..WRITERS)
         .map(|_| {
-            Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "writer_process_entry_point", "--nocapture", "--test-threads=1"])
-                .env(CHILD_ENV, &db)
+            rerun_as_child("writers_in_separate_processes_lose_no_update", CHILD_ENV, &db)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()

@@ -1,8 +1,8 @@
 //! Kill real processes at random points while they append, relay and project, then
 //! prove that nothing was lost, torn apart or applied twice.
 //!
-//! The child is this very test binary, started again with `ES_CRASH_CHILD_DB` set: it
-//! then runs `child_process_entry_point` as its workload and never returns on its
+//! The child is this very test binary, running this same test again with
+//! `ES_CRASH_CHILD_DB` set: it then does the child's workload and never returns on its
 //! own. The parent SIGKILLs it at random moments, restarts it, and finally checks the
 //! database, the sink's file and the read model.
 
@@ -10,7 +10,7 @@ mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use es::projection::HandlerError;
@@ -18,6 +18,7 @@ use es::relay::Outbox;
 use es::sink::JsonLinesSink;
 use es::sqlite::{Projection, ProjectionRunner, SqliteStore};
 use es::{EventStore, ExpectedVersion, IdSource, Metadata, NewEvent, RandomIds, Relay, RelayOptions, StoredEvent};
+use support::process::{child_role, rerun_as_child};
 use support::{Account, AccountEvent};
 
 const CHILD_ENV: &str = "ES_CRASH_CHILD_DB";
@@ -105,12 +106,10 @@ fn relay_options() -> RelayOptions {
     }
 }
 
-/// The child's workload. In a normal test run (no `ES_CRASH_CHILD_DB`) it returns at
-/// once.
-#[test]
-fn child_process_entry_point() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
-    let (db, sink_path) = paths(Path::new(&dir));
+/// The child's workload, in a process of its own: append, relay and project until
+/// killed.
+fn child_workload(dir: &Path) {
+    let (db, sink_path) = paths(dir);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async move {
         let store = open(&db).await;
@@ -136,19 +135,17 @@ fn read_sink(path: &Path) -> Vec<serde_json::Value> {
 #[test]
 #[allow(clippy::too_many_lines, reason = "one scenario, checked invariant by invariant")]
 fn killing_the_process_at_random_points_loses_and_duplicates_nothing() {
+    const TEST: &str = "killing_the_process_at_random_points_loses_and_duplicates_nothing";
+    if let Some(dir) = child_role(CHILD_ENV) {
+        return child_workload(Path::new(&dir));
+    }
     let dir = tempfile::tempdir().unwrap();
     let (db, sink_path) = paths(dir.path());
-    let mut seed: u64 =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos().into();
+    let mut seed = support::process::seed(TEST);
     let kills = 24;
     for round in 0..kills {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_process_entry_point", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child =
+            rerun_as_child(TEST, CHILD_ENV, dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
         let alive = Duration::from_millis(60 + (seed >> 33) % 400);
         std::thread::sleep(alive);

@@ -14,8 +14,8 @@
 //!   outbox lease is SIGKILLed and the time another relay takes to deliver new events
 //!   is measured and bounded.
 //!
-//! The children are this test binary run again with `--exact instance_process_entry_point`
-//! and environment variables naming their role. Each exits by itself at a deadline, so
+//! The children are this test binary running the same test again, with environment
+//! variables naming their role. Each exits by itself at a deadline, so
 //! nothing outlives a parent that died; a parent that fails kills its children.
 
 mod pg;
@@ -24,7 +24,7 @@ mod support;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -37,6 +37,7 @@ use es::{
 };
 use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, PgConnection};
+use support::process::{child_role, rerun_as_child};
 use support::{Account, AccountEvent};
 use uuid::Uuid;
 
@@ -84,17 +85,15 @@ fn expected(version: u64) -> ExpectedVersion {
 // ---------------------------------------------------------------------------------
 // The children.
 
-/// The entry point of every child process. In a normal test run it returns at once.
-#[test]
-fn instance_process_entry_point() {
-    let Ok(role) = std::env::var(ROLE) else { return };
+/// The work of a child process, by its role.
+fn child_workload(role: &str) {
     let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
     let deadline: i64 = var(DEADLINE).parse().unwrap();
     let prefix = var(PREFIX);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async move {
         let store = PgStore::with_pool(pg::pool(3).await, &prefix).await.unwrap();
-        match role.as_str() {
+        match role {
             "writer" => writer(&store, var(START_AT).parse().unwrap(), deadline).await,
             "relay" => relay(store, var(NAME), &var(OUTPUT), PathBuf::from(var(STOP)), deadline).await,
             "runner" => runner(store, prefix, var(NAME), PathBuf::from(var(STOP)), deadline).await,
@@ -295,18 +294,18 @@ impl Projection for Ledger {
 
 /// The children of a test, killed when the test ends early (a failed assertion).
 struct Instances {
+    /// The test whose children these are: they run it again in their own role.
+    test: &'static str,
     children: Vec<(String, Option<Child>)>,
 }
 
 impl Instances {
-    fn new() -> Self {
-        Self { children: Vec::new() }
+    fn new(test: &'static str) -> Self {
+        Self { test, children: Vec::new() }
     }
 
     fn spawn(&mut self, role: &str, name: &str, env: &[(&str, String)]) {
-        let child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "instance_process_entry_point", "--nocapture", "--test-threads=1"])
-            .env(ROLE, role)
+        let child = rerun_as_child(self.test, ROLE, role)
             .env(NAME, name)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
@@ -384,6 +383,9 @@ fn reported(stdout: &str, key: &str) -> u64 {
 
 #[test]
 fn writers_in_separate_processes_lose_no_update() {
+    if let Some(role) = child_role(ROLE) {
+        return child_workload(&role);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let store = runtime.block_on(pg::fresh_store());
     let prefix = store.table("");
@@ -392,7 +394,7 @@ fn writers_in_separate_processes_lose_no_update() {
         .unwrap();
     let start_at = now_micros() + 1_500_000;
     let deadline = now_micros() + 30_000_000;
-    let mut writers = Instances::new();
+    let mut writers = Instances::new("writers_in_separate_processes_lose_no_update");
     for i in 0..WRITERS {
         writers.spawn(
             "writer",
@@ -511,6 +513,9 @@ async fn lease_owner(store: &PgStore) -> Option<String> {
 #[test]
 #[allow(clippy::too_many_lines, reason = "one scenario, told start to end")]
 fn relays_and_projection_runners_in_separate_processes() {
+    if let Some(role) = child_role(ROLE) {
+        return child_workload(&role);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let store = runtime.block_on(pg::fresh_store());
     let prefix = store.table("");
@@ -520,7 +525,7 @@ fn relays_and_projection_runners_in_separate_processes() {
     let files: Vec<PathBuf> = (0..RELAYS).map(|i| dir.path().join(format!("relay-{i}.jsonl"))).collect();
     let deadline = now_micros() + 45_000_000;
     let common = [(PREFIX, prefix.clone()), (STOP, stop.display().to_string()), (DEADLINE, deadline.to_string())];
-    let mut instances = Instances::new();
+    let mut instances = Instances::new("relays_and_projection_runners_in_separate_processes");
     for (i, file) in files.iter().enumerate() {
         let mut env = common.to_vec();
         env.push((OUTPUT, file.display().to_string()));

@@ -11,7 +11,7 @@ mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,7 @@ use es::sqlite::SqliteStore;
 use es::{
     EventStore, ExpectedVersion, IdSource, Metadata, NewEvent, RandomIds, Relay, RelayOptions, StoredEvent, Timestamp,
 };
+use support::process::{child_role, rerun_as_child};
 use support::{AccountEvent, Note};
 
 const NATS_URL_ENV: &str = "ES_TEST_NATS_URL";
@@ -300,11 +301,11 @@ fn crash_options() -> RelayOptions {
     }
 }
 
+const CRASH_TEST: &str = "killing_relay_processes_mid_stream_publishes_every_event_once_in_order";
+
 /// The child's workload: relay the database named by `ES_NATS_RELAY_CHILD_DB` to
-/// JetStream until killed. In a normal test run it returns at once.
-#[test]
-fn relay_child_process() {
-    let Ok(db) = std::env::var(CHILD_DB_ENV) else { return };
+/// JetStream until killed.
+fn relay_workload(db: String) {
     let prefix = std::env::var(CHILD_PREFIX_ENV).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async move {
@@ -315,9 +316,7 @@ fn relay_child_process() {
 }
 
 fn spawn_relay_child(db: &Path, prefix: &str) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "relay_child_process", "--nocapture", "--test-threads=1"])
-        .env(CHILD_DB_ENV, db)
+    rerun_as_child(CRASH_TEST, CHILD_DB_ENV, db)
         .env(CHILD_PREFIX_ENV, prefix)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -335,9 +334,17 @@ impl Drop for Killed {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[test]
+fn killing_relay_processes_mid_stream_publishes_every_event_once_in_order() {
+    if let Some(db) = child_role(CHILD_DB_ENV) {
+        return relay_workload(db);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(relays_killed_mid_stream());
+}
+
 #[allow(clippy::too_many_lines, reason = "one scenario, checked step by step")]
-async fn killing_relay_processes_mid_stream_publishes_every_event_once_in_order() {
+async fn relays_killed_mid_stream() {
     let client = connect().await;
     let stream = TestStream::create(&client).await;
     let dir = tempfile::tempdir().unwrap();
@@ -370,8 +377,7 @@ async fn killing_relay_processes_mid_stream_publishes_every_event_once_in_order(
         })
     };
 
-    let mut seed: u64 =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos().into();
+    let mut seed = support::process::seed(CRASH_TEST);
     let mut next_random = move |below: u64| {
         seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         (seed >> 33) % below

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, reason = "each test crate uses a different part of the model")]
 
+pub mod process;
+
 use es::{Context, Event, aggregate};
 use serde::{Deserialize, Serialize};
 
