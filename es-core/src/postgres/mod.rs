@@ -70,6 +70,13 @@ pub struct PgStore {
 impl PgStore {
     /// Connects with a pool of up to 10 connections and the table prefix `es_`, and
     /// creates or migrates the schema.
+    ///
+    /// The URL's `sslmode` chooses TLS (rustls, with the system's root certificates):
+    /// `prefer` (the default) encrypts when the server offers it; `require` refuses a
+    /// server without TLS but does not verify its certificate; `verify-ca` and
+    /// `verify-full` also verify the certificate (and, for `verify-full`, the host
+    /// name), against `sslrootcert=<file>` when given. Use `verify-full` for a server
+    /// reached over a network you do not control.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options: PgConnectOptions = url.parse().map_err(backend)?;
         let pool = PgPoolOptions::new().max_connections(10).connect_with(options).await.map_err(backend)?;
