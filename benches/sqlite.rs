@@ -39,7 +39,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use es::relay::Sink;
+use es::sink::Sink;
 use es::sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use es::{
     Aggregate, Cursor, EventStore, ExpectedVersion, Metadata, NewEvent, Relay, RelayOptions, StoredEvent, Timestamp,

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
-use crate::clock::{Clock, IdSource, RandomIds, SystemClock, Timestamp};
+use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::event::{EncodeError, Event};
+use crate::id::{IdSource, RandomIds};
 use crate::recorded::{Metadata, Recorded};
 use crate::rehydrate::{Loaded, RehydrateError};
 use crate::store::{EventStore, ExpectedVersion, NewEvent, StoreError};

@@ -5,6 +5,8 @@ pub mod aggregate;
 pub mod clock;
 pub mod command;
 pub mod event;
+pub mod id;
+pub mod json;
 pub mod memory;
 #[cfg(feature = "nats")]
 pub mod nats;
@@ -27,13 +29,16 @@ pub mod upcast;
 pub mod private;
 
 pub use aggregate::Aggregate;
-pub use clock::{Clock, IdSource, ManualClock, RandomIds, SequentialIds, SystemClock, Timestamp};
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use command::{CommandError, Committed, Context, LoadError, Repository, Retry};
 pub use event::{DecodeError, EncodeError, Event, EventType};
+pub use id::{IdSource, RandomIds, SequentialIds};
+pub use json::{Json, JsonNumber, JsonObject};
 pub use memory::{MemoryStore, MemoryTransaction};
 pub use recorded::{Metadata, Recorded};
 pub use rehydrate::{Loaded, RehydrateError, rehydrate};
-pub use relay::{OutboxStatus, Relay, RelayOptions, RelayReport, Sink, SinkError};
+pub use relay::{OutboxStatus, Relay, RelayOptions, RelayReport};
+pub use sink::{Sink, SinkError};
 pub use snapshot::{Snapshot, SnapshotPolicy};
 pub use store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
-pub use upcast::{Json, JsonNumber, JsonObject, UpcastError};
+pub use upcast::UpcastError;

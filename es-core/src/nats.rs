@@ -26,7 +26,7 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, context::PublishErrorKind};
 use async_nats::{HeaderMap, HeaderValue};
 
-use crate::relay::{Sink, SinkError};
+use crate::sink::{Sink, SinkError};
 use crate::store::StoredEvent;
 
 /// Publishes relayed events to JetStream. See the [module docs](self).

@@ -1,6 +1,8 @@
-//! Built-in sinks: an in-process channel and a JSON-lines file. Implement
-//! [`Sink`] for anything else.
+//! Sinks: where the relay delivers events. The [`Sink`] trait and its error, and the
+//! built-in sinks: an in-process channel and a JSON-lines file (the NATS JetStream
+//! sink lives in `nats.rs`, behind its feature). Implement [`Sink`] for anything else.
 
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -9,8 +11,64 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use crate::relay::{Sink, SinkError};
 use crate::store::StoredEvent;
+
+/// A sink refused or failed to take events.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SinkError {
+    message: String,
+    permanent: bool,
+}
+
+impl SinkError {
+    /// A failure that may pass (network, broker down): the row is retried.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self { message: message.into(), permanent: false }
+    }
+
+    /// A failure that retrying cannot fix (for example an event larger than the
+    /// broker accepts): the row is parked at once.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self { message: message.into(), permanent: true }
+    }
+
+    /// Whether retrying cannot help.
+    #[must_use]
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+}
+
+/// Where the relay delivers events: a broker, a queue, a file, another service.
+///
+/// `deliver` returns `Ok` only once every event of the batch is durably accepted; the
+/// relay then marks them delivered. Events arrive in commit order; a sink must keep
+/// that order within a stream. Deliveries may repeat after a crash: downstream
+/// deduplicates by [`StoredEvent::event_id`].
+///
+/// ```
+/// use es::{Sink, SinkError, StoredEvent};
+///
+/// /// Posts events to another service; the event id is its idempotency key.
+/// struct Webhook;
+///
+/// impl Sink for Webhook {
+///     async fn deliver(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+///         for event in events {
+///             let accepted = !event.payload.is_empty(); // stands for the service's answer
+///             if !accepted {
+///                 return Err(SinkError::transient(format!("service refused {}", event.event_id)));
+///             }
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Sink: Send + Sync {
+    /// Delivers a batch, in order.
+    fn deliver(&self, events: &[StoredEvent]) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
 
 /// Delivers events into a tokio channel, for consumers in the same process.
 ///

@@ -47,9 +47,10 @@
 use std::fmt::Debug;
 
 use crate::aggregate::Aggregate;
-use crate::clock::{SequentialIds, Timestamp};
+use crate::clock::Timestamp;
 use crate::command::Context;
 use crate::event::Event;
+use crate::id::SequentialIds;
 use crate::recorded::Metadata;
 use crate::rehydrate::Loaded;
 use crate::store::{Cursor, NewEvent, StoredEvent};
