@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 
-use es::nats::JetStreamSink;
+use es::nats::{JetStreamSink, SubjectLayout};
 use es::relay::Outbox;
 use es::sqlite::SqliteStore;
 use es::{
@@ -173,6 +173,19 @@ impl Received {
 /// `received` holds each of `events` exactly once, each stream's in version order,
 /// with the headers and body the sink promises.
 fn assert_exactly_once_in_order(prefix: &str, received: &[Received], events: &[StoredEvent]) {
+    assert_exactly_once_in_order_on(
+        &|event| format!("{prefix}.{}", event.stream_type.replace('.', "_")),
+        received,
+        events,
+    );
+}
+
+/// The same, with each event on the subject `subject_of` names.
+fn assert_exactly_once_in_order_on(
+    subject_of: &dyn Fn(&StoredEvent) -> String,
+    received: &[Received],
+    events: &[StoredEvent],
+) {
     let by_id: HashMap<String, &StoredEvent> = events.iter().map(|e| (e.event_id.to_string(), e)).collect();
     assert_eq!(by_id.len(), events.len());
     let mut seen = HashSet::new();
@@ -194,7 +207,7 @@ fn assert_exactly_once_in_order(prefix: &str, received: &[Received], events: &[S
         for (name, value) in expected {
             assert_eq!(message.header(name), value, "header {name} of event {id}");
         }
-        assert_eq!(message.subject, format!("{prefix}.{}", event.stream_type.replace('.', "_")));
+        assert_eq!(message.subject, subject_of(event), "subject of event {id}");
         assert_eq!(message.body, event.payload, "body of event {id}");
         let key = (event.stream_type.clone(), event.stream_id.clone());
         let previous = last_version.insert(key, event.stream_version).unwrap_or(0);
@@ -276,6 +289,53 @@ async fn every_event_is_published_once_in_stream_order_with_its_headers() {
     let received = stream.read_all().await;
     assert_exactly_once_in_order(&stream.prefix, &received, &events);
     assert_eq!(received.iter().filter(|m| m.subject == format!("{}.Bank_Account", stream.prefix)).count(), 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_stream_subjects_let_a_consumer_follow_one_entity() {
+    let client = connect().await;
+    let stream = TestStream::create(&client).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.db")).await.unwrap();
+
+    // Ids that a lossy mapping would merge: a dot, a space, and the escape of a dot.
+    let streams = [("Account", "acc.1"), ("Account", "acc 1"), ("Account", "acc_2E1"), ("Bank.Account", "acc.1")];
+    for round in 0..5_u64 {
+        for (stream_type, id) in streams {
+            let expected = if round == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(round * 2) };
+            store.append(stream_type, id, expected, (1..=2).map(|i| deposit(round * 10 + i)).collect()).await.unwrap();
+        }
+    }
+    let events = all_events(&store).await;
+    let sink = JetStreamSink::new(client.clone(), stream.prefix.clone()).with_layout(SubjectLayout::PerStream);
+    let subjects: HashSet<String> = streams.iter().map(|(t, id)| sink.subject(t, id)).collect();
+    assert_eq!(subjects.len(), streams.len(), "two streams share a subject: {subjects:?}");
+    let mut relay = Relay::new(store.clone(), sink.clone(), fast_options());
+    drain(&mut relay, Duration::from_secs(30)).await;
+    let received = stream.read_all().await;
+    assert_exactly_once_in_order_on(&|event| sink.subject(&event.stream_type, &event.stream_id), &received, &events);
+
+    // A consumer filtered on one entity's subject sees exactly that stream, in order.
+    let subject = sink.subject("Account", "acc.1");
+    let consumer = stream
+        .stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: subject.clone(),
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..consumer::pull::OrderedConfig::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let mut versions = Vec::new();
+    while versions.len() < 10 {
+        let message = tokio::time::timeout(Duration::from_secs(10), messages.next()).await.unwrap().unwrap().unwrap();
+        let message = Received::from_message(&message);
+        assert_eq!((message.header("Es-Stream-Type"), message.header("Es-Stream-Id")), ("Account", "acc.1"));
+        versions.push(message.header("Es-Stream-Version").parse::<u64>().unwrap());
+    }
+    assert_eq!(versions, (1..=10).collect::<Vec<_>>());
+    assert!(tokio::time::timeout(Duration::from_millis(200), messages.next()).await.is_err(), "more than one stream");
 }
 
 // ---- Killing relay processes mid-stream ----

@@ -16,11 +16,26 @@
 //! its batch is published, as a permanent failure: the relay parks it at once rather
 //! than retrying what can never succeed.
 //!
-//! A batch is published in one go and its acknowledgements awaited in order. If the
-//! server loses an early message of a batch while storing a later one of the same
-//! stream (a transient failure during a leader election, say), the relay retries the
-//! early one and consumers see the two out of order; consumers that must not, check
-//! `Es-Stream-Version` against the last one they applied.
+//! **Per-stream order.** A batch is published in waves: the first event of every
+//! stream in the batch, then (once JetStream acknowledged every one of them) the
+//! second of every stream, and so on. Publishes are pipelined across streams, never
+//! within one: a later event of a stream is never in flight before every earlier one
+//! of that stream is acknowledged, so a message the server loses (a timeout, a leader
+//! election) is retried before anything after it in its stream reaches the server,
+//! and consumers see each stream in version order without checking versions
+//! themselves. A batch from many streams goes out in few waves; a batch from one
+//! stream goes out one acknowledged message at a time.
+//!
+//! **Subjects.** By default an event is published on `<prefix>.<stream type>`;
+//! [`SubjectLayout::PerStream`] publishes on `<prefix>.<stream type>.<stream id>`, so a
+//! consumer can follow one entity with a subject filter. There, both tokens are
+//! encoded so that every stream maps to its own valid subject: ASCII letters, digits
+//! and `-` stand for themselves, and every other byte of the UTF-8 text (`_`
+//! included) is written `_XX` in upper-case hex (`order.1 2` → `order_2E1_202`), and
+//! an empty name is `_`.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, context::PublishErrorKind};
@@ -29,12 +44,24 @@ use async_nats::{HeaderMap, HeaderValue};
 use crate::sink::{Sink, SinkError};
 use crate::store::StoredEvent;
 
+/// Which subjects events are published on. See the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SubjectLayout {
+    /// `<prefix>.<stream type>`; characters a subject token cannot hold (`.`, `*`,
+    /// `>`, whitespace) become `_`.
+    #[default]
+    PerStreamType,
+    /// `<prefix>.<stream type>.<stream id>`, both tokens encoded without ambiguity.
+    PerStream,
+}
+
 /// Publishes relayed events to JetStream. See the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct JetStreamSink {
     client: async_nats::Client,
     jetstream: jetstream::Context,
     subject_prefix: String,
+    layout: SubjectLayout,
 }
 
 impl JetStreamSink {
@@ -42,18 +69,33 @@ impl JetStreamSink {
     /// JetStream stream must capture those subjects (for example `<prefix>.>`).
     pub fn new(client: async_nats::Client, subject_prefix: impl Into<String>) -> Self {
         let jetstream = jetstream::new(client.clone());
-        Self { client, jetstream, subject_prefix: subject_prefix.into() }
+        Self { client, jetstream, subject_prefix: subject_prefix.into(), layout: SubjectLayout::default() }
     }
 
-    /// The subject an event of `stream_type` is published on. Characters a subject
-    /// token cannot hold (`.`, `*`, `>`, whitespace) become `_`.
+    /// Publishes on the subjects of `layout` instead.
     #[must_use]
-    pub fn subject(&self, stream_type: &str) -> String {
-        let token: String = stream_type
-            .chars()
-            .map(|c| if c == '.' || c == '*' || c == '>' || c.is_whitespace() { '_' } else { c })
-            .collect();
-        format!("{}.{}", self.subject_prefix, if token.is_empty() { "_" } else { &token })
+    pub fn with_layout(mut self, layout: SubjectLayout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// The subject an event of the stream `stream_type`/`stream_id` is published on:
+    /// with [`SubjectLayout::PerStream`] and the prefix `events`, the stream
+    /// `Order`/`2026.1 a_b` publishes on `events.Order.2026_2E1_20a_5Fb`.
+    #[must_use]
+    pub fn subject(&self, stream_type: &str, stream_id: &str) -> String {
+        match self.layout {
+            SubjectLayout::PerStreamType => {
+                let token: String = stream_type
+                    .chars()
+                    .map(|c| if c == '.' || c == '*' || c == '>' || c.is_whitespace() { '_' } else { c })
+                    .collect();
+                format!("{}.{}", self.subject_prefix, if token.is_empty() { "_" } else { &token })
+            }
+            SubjectLayout::PerStream => {
+                format!("{}.{}.{}", self.subject_prefix, subject_token(stream_type), subject_token(stream_id))
+            }
+        }
     }
 
     /// The headers of an event. A value a NATS header cannot carry (a line break
@@ -89,6 +131,23 @@ impl JetStreamSink {
     }
 }
 
+/// A name as one subject token, injectively: ASCII letters, digits and `-` as they
+/// are, every other byte as `_XX`; empty as `_` (which no encoded byte produces).
+fn subject_token(name: &str) -> String {
+    if name.is_empty() {
+        return "_".to_owned();
+    }
+    let mut token = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' {
+            token.push(char::from(byte));
+        } else {
+            let _ = write!(token, "_{byte:02X}");
+        }
+    }
+    token
+}
+
 /// The size of a message on the wire, as the server counts it against `max_payload`.
 fn message_size(headers: &HeaderMap, payload: &[u8]) -> usize {
     let header_bytes: usize = headers
@@ -110,14 +169,16 @@ impl Sink for JetStreamSink {
             return Err(SinkError::transient("not connected to the NATS server"));
         }
         let max = self.client.server_info().max_payload;
-        let messages = events
+        let mut messages = events
             .iter()
             .map(|event| {
-                Ok((self.subject(&event.stream_type), Self::headers(event)?, bytes::Bytes::from(event.payload.clone())))
+                let subject = self.subject(&event.stream_type, &event.stream_id);
+                Ok(Some((subject, Self::headers(event)?, bytes::Bytes::from(event.payload.clone()))))
             })
-            .collect::<Result<Vec<(String, HeaderMap, bytes::Bytes)>, SinkError>>()?;
+            .collect::<Result<Vec<Option<(String, HeaderMap, bytes::Bytes)>>, SinkError>>()?;
         // Refuse an oversized event before publishing anything of the batch.
-        for ((_, headers, payload), event) in messages.iter().zip(events) {
+        for (message, event) in messages.iter().zip(events) {
+            let Some((_, headers, payload)) = message else { continue };
             let size = message_size(headers, payload);
             if max > 0 && size > max {
                 return Err(SinkError::permanent(format!(
@@ -126,16 +187,30 @@ impl Sink for JetStreamSink {
                 )));
             }
         }
-        // Publish the batch, then wait for the acknowledgements in order; JetStream
-        // keeps the order of one connection's publishes.
-        let mut acks = Vec::with_capacity(messages.len());
-        for (subject, headers, payload) in messages {
-            let publish = PublishMessage::build().payload(payload).headers(headers);
-            let ack = self.jetstream.send_publish(subject, publish).await.map_err(publish_error)?;
-            acks.push(ack);
+        // Wave n holds the n-th event of every stream in the batch: pipelined across
+        // streams, strictly one after another within a stream.
+        let mut waves: Vec<Vec<usize>> = Vec::new();
+        let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
+        for (index, event) in events.iter().enumerate() {
+            let wave = seen.entry((event.stream_type.as_str(), event.stream_id.as_str())).or_insert(0);
+            if waves.len() <= *wave {
+                waves.push(Vec::new());
+            }
+            waves[*wave].push(index);
+            *wave += 1;
         }
-        for ack in acks {
-            ack.await.map_err(publish_error)?;
+        for wave in waves {
+            let mut acks = Vec::with_capacity(wave.len());
+            for index in wave {
+                let Some((subject, headers, payload)) = messages[index].take() else { continue };
+                let publish = PublishMessage::build().payload(payload).headers(headers);
+                acks.push(self.jetstream.send_publish(subject, publish).await.map_err(publish_error)?);
+            }
+            // Every acknowledgement of this wave before anything of the next: a failure
+            // here leaves every later event of its stream unpublished.
+            for ack in acks {
+                ack.await.map_err(publish_error)?;
+            }
         }
         Ok(())
     }
@@ -146,5 +221,25 @@ fn publish_error(error: jetstream::context::PublishError) -> SinkError {
     match error.kind() {
         PublishErrorKind::MaxPayloadExceeded => SinkError::permanent(error.to_string()),
         _ => SinkError::transient(format!("JetStream publish failed: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subject_token;
+
+    #[test]
+    fn subject_tokens_are_valid_and_unambiguous() {
+        assert_eq!(subject_token("Order"), "Order");
+        assert_eq!(subject_token("2026.1 a_b"), "2026_2E1_20a_5Fb");
+        assert_eq!(subject_token(""), "_");
+        assert_eq!(subject_token("é*>"), "_C3_A9_2A_3E");
+        let names = ["a.b", "a_2Eb", "a_b", "a b", "", "_", "a\nb", "a\u{0}b", "ü"];
+        let tokens: std::collections::HashSet<String> = names.iter().map(|name| subject_token(name)).collect();
+        assert_eq!(tokens.len(), names.len(), "two names share a token");
+        for token in &tokens {
+            assert!(!token.is_empty());
+            assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{token}");
+        }
     }
 }
