@@ -12,7 +12,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use es::{Aggregate, Event, Loaded, aggregate};
+use es::{Aggregate, Event, IdSource, Loaded, aggregate};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
@@ -115,6 +115,11 @@ fn with_es_rehydrate(stored: &[es::StoredEvent]) -> Cart {
     loaded.into_state()
 }
 
+/// `MemoryStore::load` of one stream holding the whole workload.
+fn with_memory_store(runtime: &tokio::runtime::Runtime, store: &es::MemoryStore) -> Cart {
+    runtime.block_on(es::EventStore::load::<Cart>(store, "cart-1")).expect("valid stream").into_state()
+}
+
 fn workload(events: usize) -> Vec<CartEvent> {
     (0..events)
         .map(|i| match i % 3 {
@@ -164,8 +169,22 @@ fn main() {
         })
         .collect();
     let average_payload = data.iter().map(|(_, p)| p.len()).sum::<usize>() / data.len();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+    let memory = es::MemoryStore::new();
+    for chunk in values.chunks(1_000) {
+        let events = chunk
+            .iter()
+            .map(|event| {
+                es::NewEvent::encode(event, es::RandomIds.next_id(), es::Timestamp::EPOCH, es::Metadata::default())
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .expect("encodes");
+        runtime
+            .block_on(es::EventStore::append(&memory, Cart::stream_type(), "cart-1", es::ExpectedVersion::Any, events))
+            .expect("appends");
+    }
 
-    let (mut hand, mut ours, mut full) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut hand, mut ours, mut full, mut store) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         // Interleaved so that both loops see the same machine conditions.
         let start = Instant::now();
@@ -177,10 +196,13 @@ fn main() {
         let start = Instant::now();
         black_box(with_es_rehydrate(black_box(&stored)));
         full.push(start.elapsed());
+        let start = Instant::now();
+        black_box(with_memory_store(&runtime, black_box(&memory)));
+        store.push(start.elapsed());
     }
     #[allow(clippy::cast_precision_loss, reason = "event counts are far below 2^52")]
     let rate = |d: Duration| events as f64 / d.as_secs_f64() / 1e6;
-    let (hand, ours, full) = (median(hand), median(ours), median(full));
+    let (hand, ours, full, store) = (median(hand), median(ours), median(full), median(store));
     println!("decode + apply, {events} events of ~{average_payload} bytes, median of {rounds} rounds");
     println!("  hand-written serde_json + match : {:6.2} M events/s", rate(hand));
     println!(
@@ -192,5 +214,10 @@ fn main() {
         "  es rehydrate (envelope + checks): {:6.2} M events/s  ({:.2}x the hand-written time)",
         rate(full),
         full.as_secs_f64() / hand.as_secs_f64()
+    );
+    println!(
+        "  es MemoryStore::load            : {:6.2} M events/s  ({:.2}x the hand-written time)",
+        rate(store),
+        store.as_secs_f64() / hand.as_secs_f64()
     );
 }

@@ -8,8 +8,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use uuid::Uuid;
 
+use crate::aggregate::Aggregate;
+use crate::command::LoadError;
+use crate::rehydrate::Loaded;
 use crate::snapshot::Snapshot;
-use crate::store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
+use crate::store::{Appended, Cursor, EventParts, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
 
 /// An event store held in memory. Cloning shares nothing: it is one store per value.
 ///
@@ -185,6 +188,31 @@ impl EventStore for MemoryStore {
         };
         let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
         Ok(indexes.iter().skip(skip).map(|&i| inner.log[i].clone()).collect())
+    }
+
+    /// Folds under the lock, decoding each payload where it is kept: no copy of the
+    /// stream is made on the way.
+    async fn load<A: Aggregate>(&self, stream_id: &str) -> Result<Loaded<A>, LoadError> {
+        let mut loaded = crate::snapshot::starting_point::<A, Self>(self, stream_id).await?;
+        let inner = self.lock();
+        let Some(indexes) = inner.stream(A::stream_type(), stream_id) else {
+            return Ok(loaded);
+        };
+        let skip = usize::try_from(loaded.version()).unwrap_or(usize::MAX);
+        for &index in indexes.iter().skip(skip) {
+            let stored = &inner.log[index];
+            loaded.fold_parts(EventParts {
+                event_id: stored.event_id,
+                stream_version: stored.stream_version,
+                cursor: stored.cursor,
+                event_type: &stored.event_type,
+                schema_version: stored.schema_version,
+                occurred_at: stored.occurred_at,
+                metadata: stored.metadata.clone(),
+                payload: &stored.payload,
+            })?;
+        }
+        Ok(loaded)
     }
 
     async fn read_snapshot(&self, stream_type: &str, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
