@@ -14,3 +14,9 @@ fn aggregate() {
     t.compile_fail("tests/ui/aggregate/*.rs");
     t.pass("tests/ui/aggregate/pass/*.rs");
 }
+
+#[test]
+fn command() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/command/*.rs");
+}

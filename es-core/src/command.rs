@@ -5,6 +5,8 @@
 //! decision, so that events carry them and `apply` never needs them.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -66,6 +68,30 @@ impl fmt::Debug for Context<'_> {
             .field("stream_id", &self.stream_id)
             .field("version", &self.version)
             .finish_non_exhaustive()
+    }
+}
+
+/// The future an asynchronous decision returns (see
+/// [`Repository::execute_async`]): boxed, so that it may borrow the state and the
+/// context while it awaits, and `Send`, so that commands run on any executor.
+pub type Decision<'a, T, E> = Pin<Box<dyn Future<Output = Result<Vec<T>, E>> + Send + 'a>>;
+
+/// What a synchronous decision returns: `Result<Vec<Event>, Error>`. A separate
+/// trait only so that a decision returning anything else (a future, most often) is
+/// told where to go instead.
+#[diagnostic::on_unimplemented(
+    message = "a decision passed to `execute` returns `Result<Vec<Event>, Error>`, not `{Self}`",
+    label = "this decision returns `{Self}`",
+    note = "a decision that awaits (calls another service before deciding) goes to `Repository::execute_async`, and returns `Box::pin(async move {{ ... }})`"
+)]
+pub trait Decided<T, E> {
+    /// The decision's result.
+    fn into_result(self) -> Result<Vec<T>, E>;
+}
+
+impl<T, E> Decided<T, E> for Result<Vec<T>, E> {
+    fn into_result(self) -> Self {
+        self
     }
 }
 
@@ -187,6 +213,22 @@ impl<S: fmt::Debug> fmt::Debug for Repository<S> {
     }
 }
 
+/// Whether a command's outcome is a conflict that `retry` allows to try again;
+/// counts the attempt.
+fn retries<A: Aggregate, E>(
+    outcome: &Result<Committed<A>, CommandError<E>>,
+    retry: Retry,
+    attempt: &mut u32,
+    stream_id: &str,
+) -> bool {
+    let again = matches!(outcome, Err(error) if error.is_conflict()) && *attempt < retry.attempts;
+    if again {
+        tracing::debug!(stream_type = A::stream_type(), stream_id, attempt = *attempt, "conflict, retrying command");
+        *attempt += 1;
+    }
+    again
+}
+
 impl<S: EventStore> Repository<S> {
     /// A repository with the system clock and random UUID v7 ids.
     pub fn new(store: S) -> Self {
@@ -220,10 +262,11 @@ impl<S: EventStore> Repository<S> {
     /// Loads the aggregate, decides, and appends the decided events expecting the
     /// version that was loaded. A concurrent append makes it fail with
     /// [`StoreError::Conflict`]; see [`execute_with`](Self::execute_with) to retry.
-    pub async fn execute<A, E, F>(&self, stream_id: &str, decide: F) -> Result<Committed<A>, CommandError<E>>
+    pub async fn execute<A, E, F, R>(&self, stream_id: &str, decide: F) -> Result<Committed<A>, CommandError<E>>
     where
         A: Aggregate,
-        F: FnMut(&A, &Context<'_>) -> Result<Vec<A::Event>, E> + Send,
+        F: FnMut(&A, &Context<'_>) -> R + Send,
+        R: Decided<A::Event, E>,
         E: Send,
     {
         self.execute_with(stream_id, Retry::NEVER, Metadata::default(), decide).await
@@ -231,7 +274,7 @@ impl<S: EventStore> Repository<S> {
 
     /// Like [`execute`](Self::execute), retrying on conflict as `retry` says, and
     /// recording `metadata` with every event.
-    pub async fn execute_with<A, E, F>(
+    pub async fn execute_with<A, E, F, R>(
         &self,
         stream_id: &str,
         retry: Retry,
@@ -240,7 +283,8 @@ impl<S: EventStore> Repository<S> {
     ) -> Result<Committed<A>, CommandError<E>>
     where
         A: Aggregate,
-        F: FnMut(&A, &Context<'_>) -> Result<Vec<A::Event>, E> + Send,
+        F: FnMut(&A, &Context<'_>) -> R + Send,
+        R: Decided<A::Event, E>,
         E: Send,
     {
         let mut attempt = 1;
@@ -249,14 +293,96 @@ impl<S: EventStore> Repository<S> {
             let now = self.clock.now();
             let events = {
                 let ctx = Context::new(now, &*self.ids, stream_id, loaded.version());
-                decide(loaded.state(), &ctx).map_err(CommandError::Rejected)?
+                decide(loaded.state(), &ctx).into_result().map_err(CommandError::Rejected)?
             };
-            match self.record(loaded, now, &metadata, events).await {
-                Err(error) if error.is_conflict() && attempt < retry.attempts => {
-                    tracing::debug!(stream_type = A::stream_type(), stream_id, attempt, "conflict, retrying command");
-                    attempt += 1;
-                }
-                outcome => return outcome,
+            let outcome = self.record(loaded, now, &metadata, events).await;
+            if !retries::<A, E>(&outcome, retry, &mut attempt, stream_id) {
+                return outcome;
+            }
+        }
+    }
+
+    /// Like [`execute`](Self::execute), with a decision that awaits: it may call
+    /// another service (a price, a fraud score, a check) before deciding. Purity is
+    /// for `apply`, not for decisions: do the I/O here and record its outcome in the
+    /// events, so that replays never repeat it. On a conflict the whole decision runs
+    /// again on the fresh state, I/O included.
+    ///
+    /// The decision returns its future boxed (`Box::pin(async move { .. })`, a
+    /// [`Decision`]): so it may borrow the state and the context across its awaits,
+    /// and the command's own future stays `Send`, as web frameworks and
+    /// `tokio::spawn` require.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use es::{aggregate, Aggregate, Context, Event, MemoryStore, Repository};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Debug, Serialize, Deserialize, Event)]
+    /// struct Priced { sku: String, cents: u64 }
+    ///
+    /// #[derive(Debug, Default)]
+    /// struct Quote { total: u64 }
+    ///
+    /// #[aggregate]
+    /// impl Aggregate for Quote {
+    ///     type Event = Priced;
+    ///     fn apply(&mut self, event: &Priced) { self.total += event.cents; }
+    /// }
+    ///
+    /// /// Stands for an HTTP call to a pricing service.
+    /// async fn price_of(sku: &str) -> Result<u64, String> {
+    ///     Ok(if sku == "book" { 1_250 } else { 99 })
+    /// }
+    ///
+    /// let quotes = Repository::new(MemoryStore::new());
+    /// let committed = quotes
+    ///     .execute_async("quote-1", |_quote: &Quote, _ctx| {
+    ///         Box::pin(async move {
+    ///             let cents = price_of("book").await?; // the outcome is recorded in the event
+    ///             Ok::<_, String>(vec![Priced { sku: "book".into(), cents }])
+    ///         })
+    ///     })
+    ///     .await?;
+    /// assert_eq!(committed.state.total, 1_250);
+    /// # Ok(()) }
+    /// ```
+    pub async fn execute_async<A, E, F>(&self, stream_id: &str, decide: F) -> Result<Committed<A>, CommandError<E>>
+    where
+        A: Aggregate,
+        F: for<'a> FnMut(&'a A, &'a Context<'a>) -> Decision<'a, A::Event, E> + Send,
+        E: Send,
+    {
+        self.execute_async_with(stream_id, Retry::NEVER, Metadata::default(), decide).await
+    }
+
+    /// Like [`execute_async`](Self::execute_async), retrying on conflict as `retry`
+    /// says (each retry reloads and runs the whole decision again), and recording
+    /// `metadata` with every event.
+    pub async fn execute_async_with<A, E, F>(
+        &self,
+        stream_id: &str,
+        retry: Retry,
+        metadata: Metadata,
+        mut decide: F,
+    ) -> Result<Committed<A>, CommandError<E>>
+    where
+        A: Aggregate,
+        F: for<'a> FnMut(&'a A, &'a Context<'a>) -> Decision<'a, A::Event, E> + Send,
+        E: Send,
+    {
+        let mut attempt = 1;
+        loop {
+            let loaded = self.load::<A>(stream_id).await?;
+            let now = self.clock.now();
+            let events = {
+                let ctx = Context::new(now, &*self.ids, stream_id, loaded.version());
+                decide(loaded.state(), &ctx).await.map_err(CommandError::Rejected)?
+            };
+            let outcome = self.record(loaded, now, &metadata, events).await;
+            if !retries::<A, E>(&outcome, retry, &mut attempt, stream_id) {
+                return outcome;
             }
         }
     }

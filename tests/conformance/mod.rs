@@ -295,6 +295,58 @@ macro_rules! conformance_suite {
                 assert_eq!((account.state().balance, account.version()), (30, 31));
                 assert_eq!(Account::stream_type(), "Account");
             }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn async_decisions_are_rerun_whole_on_conflict_and_lose_no_update() {
+                let repository = std::sync::Arc::new(Repository::new(new_store().await));
+                repository.execute("a-2", |a: &Account, ctx| a.open("Ada", ctx)).await.unwrap();
+                let decisions = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+                let tasks: Vec<_> = (0..4)
+                    .map(|_| {
+                        let (repository, decisions) = (repository.clone(), decisions.clone());
+                        // Spawned: the command's future is `Send` with an async decision.
+                        tokio::spawn(async move {
+                            for _ in 0..5 {
+                                repository
+                                    .execute_async_with("a-2", es::Retry::attempts(100), Metadata::default(), |a: &Account, _| {
+                                        let decisions = decisions.clone();
+                                        Box::pin(async move {
+                                            // Stands for a call to another service, awaited mid-decision.
+                                            decisions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                            tokio::task::yield_now().await;
+                                            a.deposit(1)
+                                        })
+                                    })
+                                    .await
+                                    .unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.unwrap();
+                }
+                let account = repository.load::<Account>("a-2").await.unwrap();
+                assert_eq!((account.state().balance, account.version()), (20, 21));
+                // Every attempt ran the decision, its awaited call included.
+                assert!(decisions.load(std::sync::atomic::Ordering::Relaxed) >= 20);
+            }
+
+            #[tokio::test]
+            async fn an_async_decision_that_refuses_writes_nothing() {
+                let repository = Repository::new(new_store().await);
+                let error = repository
+                    .execute_async("a-3", |a: &Account, _| {
+                        Box::pin(async move {
+                            tokio::task::yield_now().await;
+                            a.deposit(5)
+                        })
+                    })
+                    .await
+                    .unwrap_err();
+                assert!(matches!(error, es::CommandError::Rejected(BankError::NotOpen)), "{error:?}");
+                assert!(repository.store().read_stream("Account", "a-3", 1).await.unwrap().is_empty());
+            }
         }
     };
 }
