@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -259,6 +260,40 @@ impl<S: EventStore> Repository<S> {
         self.store.load::<A>(stream_id).await
     }
 
+    /// A handle on the aggregates of type `A` in this repository: the same commands,
+    /// with `A` fixed once, so that decisions need no type annotation.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use es::{aggregate, Aggregate, Event, MemoryStore, Repository};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Debug, Serialize, Deserialize, Event)]
+    /// struct Deposited { amount: u64 }
+    ///
+    /// #[derive(Debug, Default)]
+    /// struct Account { balance: u64 }
+    ///
+    /// #[aggregate]
+    /// impl Aggregate for Account {
+    ///     type Event = Deposited;
+    ///     fn apply(&mut self, event: &Deposited) { self.balance += event.amount; }
+    /// }
+    ///
+    /// let repository = Repository::new(MemoryStore::new());
+    /// let accounts = repository.aggregate::<Account>();
+    /// accounts.execute("acc-1", |account, _ctx| {
+    ///     Ok::<_, String>(vec![Deposited { amount: account.balance + 5 }])
+    /// }).await?;
+    /// assert_eq!(accounts.load("acc-1").await?.state().balance, 5);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn aggregate<A: Aggregate>(&self) -> Aggregates<'_, S, A> {
+        Aggregates { repository: self, aggregate: PhantomData }
+    }
+
     /// Loads the aggregate, decides, and appends the decided events expecting the
     /// version that was loaded. A concurrent append makes it fail with
     /// [`StoreError::Conflict`]; see [`execute_with`](Self::execute_with) to retry.
@@ -435,5 +470,83 @@ impl<S: EventStore> Repository<S> {
         let before = appended.version - recorded.len() as u64;
         crate::snapshot::maybe_take(&self.store, &stream_id, loaded.state(), before, appended.version).await;
         Ok(Committed { state: loaded.into_state(), version: appended.version, events: recorded })
+    }
+}
+
+/// The aggregates of one type in a [`Repository`], from
+/// [`Repository::aggregate`]: its commands with the aggregate type fixed.
+pub struct Aggregates<'r, S, A> {
+    repository: &'r Repository<S>,
+    aggregate: PhantomData<fn() -> A>,
+}
+
+impl<S, A> fmt::Debug for Aggregates<'_, S, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Aggregates").field("type", &std::any::type_name::<A>()).finish_non_exhaustive()
+    }
+}
+
+impl<S, A> Clone for Aggregates<'_, S, A> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S, A> Copy for Aggregates<'_, S, A> {}
+
+impl<S: EventStore, A: Aggregate> Aggregates<'_, S, A> {
+    /// [`Repository::load`] for this aggregate type.
+    pub async fn load(&self, stream_id: &str) -> Result<Loaded<A>, LoadError> {
+        self.repository.load::<A>(stream_id).await
+    }
+
+    /// [`Repository::execute`] for this aggregate type.
+    pub async fn execute<E, F, R>(&self, stream_id: &str, decide: F) -> Result<Committed<A>, CommandError<E>>
+    where
+        F: FnMut(&A, &Context<'_>) -> R + Send,
+        R: Decided<A::Event, E>,
+        E: Send,
+    {
+        self.repository.execute::<A, E, F, R>(stream_id, decide).await
+    }
+
+    /// [`Repository::execute_with`] for this aggregate type.
+    pub async fn execute_with<E, F, R>(
+        &self,
+        stream_id: &str,
+        retry: Retry,
+        metadata: Metadata,
+        decide: F,
+    ) -> Result<Committed<A>, CommandError<E>>
+    where
+        F: FnMut(&A, &Context<'_>) -> R + Send,
+        R: Decided<A::Event, E>,
+        E: Send,
+    {
+        self.repository.execute_with::<A, E, F, R>(stream_id, retry, metadata, decide).await
+    }
+
+    /// [`Repository::execute_async`] for this aggregate type.
+    pub async fn execute_async<E, F>(&self, stream_id: &str, decide: F) -> Result<Committed<A>, CommandError<E>>
+    where
+        F: for<'a> FnMut(&'a A, &'a Context<'a>) -> Decision<'a, A::Event, E> + Send,
+        E: Send,
+    {
+        self.repository.execute_async::<A, E, F>(stream_id, decide).await
+    }
+
+    /// [`Repository::execute_async_with`] for this aggregate type.
+    pub async fn execute_async_with<E, F>(
+        &self,
+        stream_id: &str,
+        retry: Retry,
+        metadata: Metadata,
+        decide: F,
+    ) -> Result<Committed<A>, CommandError<E>>
+    where
+        F: for<'a> FnMut(&'a A, &'a Context<'a>) -> Decision<'a, A::Event, E> + Send,
+        E: Send,
+    {
+        self.repository.execute_async_with::<A, E, F>(stream_id, retry, metadata, decide).await
     }
 }

@@ -30,7 +30,7 @@ pub mod private;
 
 pub use aggregate::Aggregate;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use command::{CommandError, Committed, Context, Decided, Decision, LoadError, Repository, Retry};
+pub use command::{Aggregates, CommandError, Committed, Context, Decided, Decision, LoadError, Repository, Retry};
 pub use event::{DecodeError, EncodeError, Event, EventType};
 pub use id::{IdSource, RandomIds, SequentialIds};
 pub use json::{Json, JsonNumber, JsonObject};

@@ -37,7 +37,9 @@
 //!
 //! given::<Counter>([CounterEvent::Added { n: 9 }])
 //!     .when(|counter, _ctx| counter.add(3))
-//!     .then_error("12 would exceed 10".to_string());
+//!     .then_error("12 would exceed 10".to_string())
+//!     .then_error_matches(|error| error.starts_with("12"))
+//!     .then_error_contains("exceed");
 //!
 //! assert_replay_is_deterministic::<Counter>(&[CounterEvent::Added { n: 1 }, CounterEvent::Added { n: 2 }]);
 //! ```
@@ -177,6 +179,51 @@ impl<A: Aggregate, E: Debug> Then<A, E> {
             Err(error) => assert_eq!(error, &expected, "the command was rejected with another error"),
         }
         self
+    }
+
+    /// Asserts that the command was rejected with an error `check` accepts: for
+    /// errors without `PartialEq`, or to look at one field only.
+    ///
+    /// # Panics
+    ///
+    /// If the command succeeded, or `check` returns `false`.
+    #[track_caller]
+    pub fn then_error_matches(self, check: impl FnOnce(&E) -> bool) -> Self
+    where
+        A::Event: Debug,
+    {
+        match &self.outcome {
+            Ok(events) => panic!("expected an error, but the command produced {events:?}"),
+            Err(error) => assert!(check(error), "the command was rejected with an error the check refused: {error:?}"),
+        }
+        self
+    }
+
+    /// Asserts that the command was rejected with an error whose message contains
+    /// `text`.
+    ///
+    /// # Panics
+    ///
+    /// If the command succeeded, or its error's message does not contain `text`.
+    #[track_caller]
+    pub fn then_error_contains(self, text: &str) -> Self
+    where
+        E: std::fmt::Display,
+        A::Event: Debug,
+    {
+        match &self.outcome {
+            Ok(events) => panic!("expected an error containing {text:?}, but the command produced {events:?}"),
+            Err(error) => {
+                let message = error.to_string();
+                assert!(message.contains(text), "the command was rejected with {message:?}, which lacks {text:?}");
+            }
+        }
+        self
+    }
+
+    /// The command's raw outcome: the events it decided, or its error.
+    pub fn outcome(&self) -> Result<&[A::Event], &E> {
+        self.outcome.as_deref()
     }
 
     /// Folds the produced events (after a round trip) into the given state and hands
