@@ -35,7 +35,7 @@ use std::hint::black_box;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use es::postgres::PgStore;
+use es::postgres::{PgOptions, PgStore};
 use es::sink::Sink;
 use es::{
     Aggregate, Cursor, EventStore, ExpectedVersion, Metadata, NewEvent, Relay, RelayOptions, StoredEvent, Timestamp,
@@ -213,7 +213,7 @@ fn expected(version: u64) -> ExpectedVersion {
 /// Fresh tables, created by `es`, under a prefix no earlier run used.
 async fn fresh_store(pool: &PgPool) -> Result<PgStore, BoxError> {
     let prefix = format!("bench{}_", &Uuid::now_v7().simple().to_string()[20..]);
-    Ok(PgStore::with_pool(pool.clone(), &prefix).await?)
+    Ok(PgOptions::with_pool(pool.clone()).table_prefix(prefix).open().await?)
 }
 
 async fn drop_tables(store: &PgStore) -> Result<(), BoxError> {

@@ -164,9 +164,14 @@ async fn a_projection_waits_for_a_long_transaction_and_then_applies_everything_o
     assert_eq!(runner.catch_up().await.unwrap().applied, 0);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(runner.catch_up().await.unwrap().applied, 0);
+    // The committed events after the checkpoint count as lag; the running
+    // transaction's does not, yet.
+    assert_eq!(runner.lag().await.unwrap(), 2);
     // ...and once it commits, everything is, in commit-safe order, once.
     late.commit().await.unwrap();
+    assert_eq!(runner.lag().await.unwrap(), 3);
     assert_eq!(apply_until(&mut runner, 3).await.unwrap(), 3);
+    assert_eq!(runner.lag().await.unwrap(), 0);
     assert_eq!(seen_amounts(&store).await, vec![10, 20, 30, 40]);
     // A restarted runner has nothing left to do.
     assert_eq!(ProjectionRunner::new(store.clone(), Seen::new(&store)).catch_up().await.unwrap().applied, 0);

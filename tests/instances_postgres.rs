@@ -28,7 +28,7 @@ use std::process::{Child, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use es::postgres::{PgStore, Projection, ProjectionRunner};
+use es::postgres::{PgOptions, PgStore, Projection, ProjectionRunner};
 use es::projection::HandlerError;
 use es::relay::Outbox;
 use es::{
@@ -92,7 +92,7 @@ fn child_workload(role: &str) {
     let prefix = var(PREFIX);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async move {
-        let store = PgStore::with_pool(pg::pool(3).await, &prefix).await.unwrap();
+        let store = PgOptions::with_pool(pg::pool(3).await).table_prefix(&prefix).open().await.unwrap();
         match role {
             "writer" => writer(&store, var(START_AT).parse().unwrap(), deadline).await,
             "relay" => relay(store, var(NAME), &var(OUTPUT), PathBuf::from(var(STOP)), deadline).await,

@@ -188,3 +188,45 @@ async fn corrupt_payloads_and_unknown_types_are_named_not_panicked_on() {
         .unwrap();
     assert!(reasons[1].contains("unknown event type `Teleported`"), "{reasons:?}");
 }
+
+/// Counts what it applied, and panics on a deposit of 99.
+#[derive(Default)]
+struct Fragile {
+    applied: u64,
+}
+
+impl Projection for Fragile {
+    fn name(&self) -> &'static str {
+        "fragile"
+    }
+
+    fn handle(&mut self, _tx: &rusqlite::Connection, event: &StoredEvent) -> Result<(), HandlerError> {
+        if let AccountEvent::Deposited { amount: 99 } = event.clone().decode::<AccountEvent>()?.event() {
+            panic!("99 is a bug in this handler");
+        }
+        self.applied += 1;
+        Ok(())
+    }
+
+    fn reset(&mut self, _tx: &rusqlite::Connection) -> Result<(), HandlerError> {
+        self.applied = 0;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_an_error_and_the_runner_keeps_its_projection() {
+    let store = store().await;
+    store.append("Account", "a", ExpectedVersion::NoStream, events(&[deposit(1), deposit(99)])).await.unwrap();
+    let mut runner = ProjectionRunner::new(store.clone(), Fragile::default()).batch_size(1);
+    assert_eq!(runner.run_once().await.unwrap().applied, 1);
+    assert_eq!(runner.lag().await.unwrap(), 1);
+    let error = runner.run_once().await.unwrap_err();
+    assert!(error.to_string().contains("panicked"), "{error}");
+    // The pass was rolled back: the checkpoint did not move, and the projection is
+    // still there to inspect and to run again.
+    assert_eq!(runner.checkpoint().await.unwrap().unwrap().cursor.position, 1);
+    assert_eq!(runner.projection().applied, 1);
+    assert_eq!(runner.lag().await.unwrap(), 1);
+    assert!(runner.run_once().await.is_err(), "the same event fails the same way");
+}

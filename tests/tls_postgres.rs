@@ -24,7 +24,7 @@ async fn connection_uses_tls(store: &PgStore) -> bool {
 
 #[tokio::test]
 async fn sslmode_require_connects_over_tls_and_the_store_works() {
-    let store = PgStore::connect(&with_params("sslmode=require")).await.unwrap_or_else(|error| {
+    let store = PgStore::open(&with_params("sslmode=require")).await.unwrap_or_else(|error| {
         panic!("cannot connect with sslmode=require to {}: {error}; the server must accept TLS", pg::url())
     });
     assert!(connection_uses_tls(&store).await, "sslmode=require must give an encrypted connection");
@@ -45,7 +45,7 @@ async fn sslmode_require_connects_over_tls_and_the_store_works() {
 
 #[tokio::test]
 async fn sslmode_disable_connects_in_plain_text() {
-    let store = PgStore::connect(&with_params("sslmode=disable")).await.unwrap();
+    let store = PgStore::open(&with_params("sslmode=disable")).await.unwrap();
     assert!(!connection_uses_tls(&store).await);
 }
 
@@ -54,7 +54,7 @@ async fn verify_full_refuses_a_server_certificate_that_no_trusted_root_signed() 
     // The test server presents a self-signed certificate that no root of the
     // system's store signed: `verify-full` must refuse it (an error, not a panic),
     // where `require`, which encrypts without verifying, accepts it.
-    match PgStore::connect(&with_params("sslmode=verify-full")).await {
+    match PgStore::open(&with_params("sslmode=verify-full")).await {
         Err(error @ StoreError::Backend { .. }) => {
             let message = error.to_string();
             assert!(message.contains("certificate"), "expected a certificate error, got: {message}");

@@ -1,4 +1,26 @@
 //! The storage contract every backend keeps.
+//!
+//! # The backends side by side
+//!
+//! Every backend has the same shape and the same names for the same things; only what
+//! truly differs, the caller's transaction, differs:
+//!
+//! | | in memory | SQLite (`sqlite`, the default) | PostgreSQL (`postgres`) |
+//! |---|---|---|---|
+//! | open with defaults | `MemoryStore::new()` | `SqliteStore::open(path)` | `PgStore::open(url)` |
+//! | open with options | - | `SqliteOptions::new(path).table_prefix(..).open()` | `PgOptions::new(url)` or `PgOptions::with_pool(pool)`, `.table_prefix(..).open()` |
+//! | the [`EventStore`] contract | yes | yes | yes |
+//! | append inside the caller's transaction | `store.transaction(\|tx\| tx.append(..))` | `store.transaction(\|tx\| tx.append(..))`, `tx` derefs to a `rusqlite::Transaction` | `store.append_in(&mut tx, ..)` on the caller's `sqlx` transaction |
+//! | the relay's outbox | - | the store itself | the store itself |
+//! | projections | - | `sqlite::ProjectionRunner` over `sqlite::Projection` | `postgres::ProjectionRunner` over `postgres::Projection` |
+//! | runner: `projection()`, `checkpoint()`, `lag()`, `rebuild()`, `run_once()`, `catch_up()`, `run()` | - | yes | yes |
+//!
+//! Why the transaction differs: SQLite runs every write on one writer thread (one
+//! thread hop per transaction), so the caller's code is a closure sent to that thread
+//! and gets a borrowed transaction there; PostgreSQL's writes come from many tasks and
+//! processes, so the caller keeps its own `sqlx` transaction and hands it to
+//! `append_in`. A projection handler is written against that same transaction type,
+//! which is why each backend has its own `Projection` trait.
 
 use std::fmt;
 use std::future::Future;

@@ -2,7 +2,7 @@
 
 #![allow(dead_code, reason = "each test crate uses a different part")]
 
-use es::postgres::PgStore;
+use es::postgres::{PgOptions, PgStore};
 
 /// The server the suites use: `ES_TEST_DATABASE_URL`, or the local one.
 pub fn url() -> String {
@@ -30,7 +30,7 @@ pub async fn fresh_store() -> PgStore {
 
 /// A store on the given table prefix (created if missing).
 pub async fn store_with_prefix(prefix: &str) -> PgStore {
-    PgStore::with_pool(pool(8).await, prefix).await.unwrap()
+    PgOptions::with_pool(pool(8).await).table_prefix(prefix).open().await.unwrap()
 }
 
 /// Drops the tables of a store, after a test that passed.

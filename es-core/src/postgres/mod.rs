@@ -10,7 +10,7 @@
 //! # #[derive(serde::Serialize, serde::Deserialize, es::Event)]
 //! # struct Deposited { amount: u64 }
 //!
-//! let store = PgStore::connect("postgres://postgres@127.0.0.1/test").await?;
+//! let store = PgStore::open("postgres://postgres@127.0.0.1/test").await?;
 //! let mut tx = store.pool().begin().await?;
 //! sqlx::query("INSERT INTO ledger (account, amount) VALUES ($1, $2)").bind("a-1").bind(5_i64).execute(&mut *tx).await?;
 //! let event = NewEvent::encode(&Deposited { amount: 5 }, RandomIds.next_id(), Timestamp::EPOCH, Metadata::default())?;
@@ -67,29 +67,98 @@ pub struct PgStore {
     appended: Arc<std::sync::Mutex<Option<(watch::Sender<u64>, Option<tokio::task::JoinHandle<()>>)>>>,
 }
 
-impl PgStore {
-    /// Connects with a pool of up to 10 connections and the table prefix `es_`, and
-    /// creates or migrates the schema.
-    ///
-    /// The URL's `sslmode` chooses TLS (rustls, with the system's root certificates):
-    /// `prefer` (the default) encrypts when the server offers it; `require` refuses a
-    /// server without TLS but does not verify its certificate; `verify-ca` and
-    /// `verify-full` also verify the certificate (and, for `verify-full`, the host
-    /// name), against `sslrootcert=<file>` when given. Use `verify-full` for a server
-    /// reached over a network you do not control.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options: PgConnectOptions = url.parse().map_err(backend)?;
-        let pool = PgPoolOptions::new().max_connections(10).connect_with(options).await.map_err(backend)?;
-        Self::with_pool(pool, "es_").await
+/// Where a [`PgStore`] gets its connections.
+#[derive(Debug, Clone)]
+enum Connections {
+    /// A URL: the store makes a pool of its own.
+    Url(String),
+    /// The application's own pool.
+    Pool(PgPool),
+}
+
+/// How to open a [`PgStore`]: the same shape as
+/// [`SqliteOptions`](crate::sqlite::SqliteOptions).
+///
+/// ```no_run
+/// # async fn demo(pool: sqlx::PgPool) -> Result<(), es::StoreError> {
+/// use es::postgres::{PgOptions, PgStore};
+///
+/// // A pool of its own, from a URL, with the default table prefix `es_`:
+/// let store = PgStore::open("postgres://postgres@127.0.0.1/test?sslmode=verify-full").await?;
+/// // The application's own pool, and tables named `billing_events`, ...:
+/// let store = PgOptions::with_pool(pool).table_prefix("billing_").open().await?;
+/// # Ok(()) }
+/// ```
+///
+/// The URL's `sslmode` chooses TLS (rustls, with the system's root certificates):
+/// `prefer` (the default) encrypts when the server offers it; `require` refuses a
+/// server without TLS but does not verify its certificate; `verify-ca` and
+/// `verify-full` also verify the certificate (and, for `verify-full`, the host name),
+/// against `sslrootcert=<file>` when given. Use `verify-full` for a server reached over
+/// a network you do not control.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    connections: Connections,
+    table_prefix: String,
+    max_connections: u32,
+}
+
+impl PgOptions {
+    /// Options for the server at `url`: a pool of up to 10 connections.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { connections: Connections::Url(url.into()), table_prefix: "es_".into(), max_connections: 10 }
     }
 
-    /// Uses an existing pool (the application's own) and a table prefix: 1 to 32
-    /// ASCII letters, digits or underscores.
-    pub async fn with_pool(pool: PgPool, table_prefix: &str) -> Result<Self, StoreError> {
-        let sql = Sql::new(table_prefix)?;
+    /// Options for the application's own pool, so that its transactions and the
+    /// store's share connections.
+    #[must_use]
+    pub fn with_pool(pool: PgPool) -> Self {
+        Self { connections: Connections::Pool(pool), table_prefix: "es_".into(), max_connections: 10 }
+    }
+
+    /// The prefix of every table `es` creates (default `es_`): 1 to 32 ASCII letters,
+    /// digits or underscores.
+    #[must_use]
+    pub fn table_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.table_prefix = prefix.into();
+        self
+    }
+
+    /// The size of the pool the store makes from a URL (default 10; ignored with
+    /// [`with_pool`](Self::with_pool)).
+    #[must_use]
+    pub fn max_connections(mut self, connections: u32) -> Self {
+        self.max_connections = connections.max(1);
+        self
+    }
+
+    /// Opens the store: connects, then creates or migrates the schema.
+    pub async fn open(self) -> Result<PgStore, StoreError> {
+        let sql = Sql::new(&self.table_prefix)?;
+        let pool = match self.connections {
+            Connections::Pool(pool) => pool,
+            Connections::Url(url) => {
+                let options: PgConnectOptions = url.parse().map_err(backend)?;
+                PgPoolOptions::new()
+                    .max_connections(self.max_connections)
+                    .connect_with(options)
+                    .await
+                    .map_err(backend)?
+            }
+        };
         let mut connection = pool.acquire().await.map_err(backend)?;
         sql.migrate(&mut connection).await?;
-        Ok(Self { pool, sql: Arc::new(sql), appended: Arc::default() })
+        drop(connection);
+        Ok(PgStore { pool, sql: Arc::new(sql), appended: Arc::default() })
+    }
+}
+
+impl PgStore {
+    /// Opens the store at `url` with default options (see [`PgOptions`], also for
+    /// TLS): a pool of up to 10 connections, the table prefix `es_`, the schema
+    /// created or migrated.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        PgOptions::new(url).open().await
     }
 
     /// The pool, for the application's own queries and transactions.

@@ -13,6 +13,7 @@
 )]
 
 use std::future::Future;
+use std::ops::Deref;
 use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, PgConnection, Row};
@@ -88,8 +89,31 @@ impl<P: Projection> ProjectionRunner<P> {
     }
 
     /// The projection.
-    pub fn projection(&self) -> &P {
+    #[must_use]
+    pub fn projection(&self) -> impl Deref<Target = P> + '_ {
         &self.projection
+    }
+
+    /// How many events of the global log the projection has still to see (those
+    /// committed after its checkpoint, in commit order).
+    pub async fn lag(&self) -> Result<u64, StoreError> {
+        let events = &self.store.sql.events;
+        let checkpoints = &self.store.sql.checkpoints;
+        let behind: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {events} e
+             WHERE NOT EXISTS (
+                 SELECT 1 FROM {checkpoints} c
+                 WHERE c.projection = $1 AND (e.transaction_id, e.position) <= (c.transaction_id, c.position)
+             )"
+        )))
+        .bind(&self.name)
+        .fetch_one(self.store.pool())
+        .await
+        .map_err(backend)?;
+        u64::try_from(behind).map_err(|_| StoreError::Corrupt {
+            location: format!("projection {}", self.name),
+            reason: format!("negative lag {behind}"),
+        })
     }
 
     fn store_error(&self, source: StoreError) -> ProjectionError {

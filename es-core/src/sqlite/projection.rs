@@ -6,9 +6,12 @@
 )]
 
 use std::future::Future;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
+use tracing::Instrument;
 
 use super::{EVENT_COLUMNS, SqliteStore, Tables, backend, event_from_row, now_micros};
 use crate::projection::{
@@ -74,7 +77,9 @@ pub trait Projection: Send + 'static {
 #[derive(Debug)]
 pub struct ProjectionRunner<P> {
     store: SqliteStore,
-    projection: Option<P>,
+    /// Shared with the writer thread while a pass runs there, so that the runner
+    /// keeps it even when a pass is cancelled or a handler panics.
+    projection: Arc<Mutex<P>>,
     name: String,
     settings: Settings,
     ready: bool,
@@ -84,7 +89,7 @@ impl<P: Projection> ProjectionRunner<P> {
     /// A runner with the default policy ([`OnError::Stop`]) and batches of 256 events.
     pub fn new(store: SqliteStore, projection: P) -> Self {
         let name = projection.name().to_owned();
-        Self { store, projection: Some(projection), name, settings: Settings::default(), ready: false }
+        Self { store, projection: Arc::new(Mutex::new(projection)), name, settings: Settings::default(), ready: false }
     }
 
     /// What to do with an event that fails.
@@ -108,9 +113,10 @@ impl<P: Projection> ProjectionRunner<P> {
         self
     }
 
-    /// The projection (`None` only after a handler panicked and took it down).
-    pub fn projection(&self) -> Option<&P> {
-        self.projection.as_ref()
+    /// The projection.
+    #[must_use]
+    pub fn projection(&self) -> impl Deref<Target = P> + '_ {
+        lock(&self.projection)
     }
 
     /// The stored checkpoint.
@@ -206,27 +212,26 @@ impl<P: Projection> ProjectionRunner<P> {
         work: impl FnOnce(&mut P, &rusqlite::Transaction<'_>, &Tables, &str) -> Result<T, ProjectionError> + Send + 'static,
     ) -> Result<T, ProjectionError> {
         let name = self.name.clone();
-        let Some(projection) = self.projection.take() else {
-            return Err(unreadable(
-                &name,
-                0,
-                "the projection was lost when its handler panicked; create a new runner".into(),
-            ));
-        };
         let span = tracing::debug_span!("projection", name = %name);
-        let _entered = span.enter();
-        let (projection, outcome) = self
+        let projection = Arc::clone(&self.projection);
+        let (_, outcome) = self
             .store
-            .write_keeping(projection, move |projection, tx, tables| work(projection, tx, tables, &name))
+            .write_keeping(projection, move |projection, tx, tables| work(&mut lock(projection), tx, tables, &name))
+            .instrument(span)
             .await
             .map_err(|error| store_error(&self.name, error))?;
-        self.projection = Some(projection);
         match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(error),
             Err(error) => Err(store_error(&self.name, error)),
         }
     }
+}
+
+/// The projection, also after a handler panicked while holding it (the pass's
+/// transaction was rolled back; the projection value itself is as the handler left it).
+fn lock<P>(projection: &Mutex<P>) -> MutexGuard<'_, P> {
+    projection.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn read_checkpoint(connection: &Connection, tables: &Tables, name: &str) -> Result<Option<Checkpoint>, StoreError> {
