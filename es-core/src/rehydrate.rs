@@ -10,7 +10,7 @@ use crate::recorded::Recorded;
 use std::sync::Arc;
 
 use crate::private::PurityChecked;
-use crate::store::{EventParts, StoredEvent, decode_event, decode_parts};
+use crate::store::{EventParts, StoredEvent, decode_bare, decode_event, decode_parts};
 
 /// A stream could not be folded into an aggregate.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +108,38 @@ impl<A: Aggregate> Loaded<A> {
             self.state.apply(&event);
         }
         self.version = version;
+        Ok(())
+    }
+
+    /// Whether folding needs each event's envelope (the aggregate overrides
+    /// `apply_recorded`). When it does not, a backend may read only a row's version,
+    /// type, schema version and payload, and fold with [`fold_bare`](Self::fold_bare).
+    pub(crate) fn needs_envelope() -> bool {
+        <A as PurityChecked>::READS_ENVELOPE
+    }
+
+    /// Decodes and folds the next event of this stream from the fields a fold without
+    /// envelopes needs; the caller has checked that they belong to this stream. Only
+    /// for aggregates that do not [need envelopes](Self::needs_envelope).
+    pub(crate) fn fold_bare(
+        &mut self,
+        stream_version: u64,
+        event_type: &str,
+        schema_version: u32,
+        payload: &str,
+    ) -> Result<(), RehydrateError> {
+        debug_assert!(!Self::needs_envelope(), "an aggregate that reads envelopes folded without them");
+        self.check_version(stream_version)?;
+        let event = decode_bare::<A::Event>(
+            &self.stream_type,
+            &self.stream_id,
+            stream_version,
+            event_type,
+            schema_version,
+            payload,
+        )?;
+        self.state.apply(&event);
+        self.version = stream_version;
         Ok(())
     }
 

@@ -206,11 +206,23 @@ pub(crate) fn decode_event<E: Event>(
     stream_id: &str,
     parts: &EventParts<'_>,
 ) -> Result<E, RehydrateError> {
-    E::decode(parts.event_type, parts.schema_version, parts.payload).map_err(|source| RehydrateError::Decode {
+    decode_bare(stream_type, stream_id, parts.stream_version, parts.event_type, parts.schema_version, parts.payload)
+}
+
+/// Decodes an event from the fields a fold without envelopes needs.
+pub(crate) fn decode_bare<E: Event>(
+    stream_type: &str,
+    stream_id: &str,
+    stream_version: u64,
+    event_type: &str,
+    schema_version: u32,
+    payload: &str,
+) -> Result<E, RehydrateError> {
+    E::decode(event_type, schema_version, payload).map_err(|source| RehydrateError::Decode {
         stream_type: stream_type.to_owned(),
         stream_id: stream_id.to_owned(),
-        version: parts.stream_version,
-        event_type: parts.event_type.to_owned(),
+        version: stream_version,
+        event_type: event_type.to_owned(),
         source: Box::new(source),
     })
 }

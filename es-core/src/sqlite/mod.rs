@@ -354,14 +354,15 @@ impl SqliteTransaction<'_> {
     ) -> Result<Appended, StoreError> {
         // All of one append or none of it, even when the caller goes on with the
         // transaction after an error.
-        self.tx.execute_batch("SAVEPOINT es_append").map_err(backend)?;
+        let statement = |sql: &str| self.tx.prepare_cached(sql).and_then(|mut statement| statement.execute([]));
+        statement("SAVEPOINT es_append").map_err(backend)?;
         let appended = match append(&self.tx, self.tables, stream_type, stream_id, expected, events) {
             Ok(appended) => {
-                self.tx.execute_batch("RELEASE es_append").map_err(backend)?;
+                statement("RELEASE es_append").map_err(backend)?;
                 appended
             }
             Err(error) => {
-                self.tx.execute_batch("ROLLBACK TO es_append; RELEASE es_append").map_err(backend)?;
+                statement("ROLLBACK TO es_append").and_then(|_| statement("RELEASE es_append")).map_err(backend)?;
                 return Err(error);
             }
         };
@@ -529,7 +530,16 @@ impl EventStore for SqliteStore {
         events: Vec<NewEvent>,
     ) -> Result<Appended, StoreError> {
         let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
-        self.transaction(move |tx| tx.append(&stream_type, &stream_id, expected, events)).await
+        // The append is the whole transaction here: a failure rolls all of it back,
+        // so it needs no savepoint of its own.
+        self.transaction(move |tx| {
+            let appended = append(&tx.tx, tx.tables, &stream_type, &stream_id, expected, events)?;
+            if let Some(last) = appended.cursors.last() {
+                tx.last_position = Some(last.position);
+            }
+            Ok(appended)
+        })
+        .await
     }
 
     async fn read_stream(
@@ -620,6 +630,19 @@ impl EventStore for SqliteStore {
 fn fold_stream<A: Aggregate>(
     connection: &Connection,
     tables: &Tables,
+    loaded: Loaded<A>,
+) -> Result<Loaded<A>, LoadError> {
+    if Loaded::<A>::needs_envelope() {
+        fold_with_envelopes(connection, tables, loaded)
+    } else {
+        fold_bare(connection, tables, loaded)
+    }
+}
+
+/// The fold of an aggregate that reads envelopes: every column of every row.
+fn fold_with_envelopes<A: Aggregate>(
+    connection: &Connection,
+    tables: &Tables,
     mut loaded: Loaded<A>,
 ) -> Result<Loaded<A>, LoadError> {
     let mut statement = connection
@@ -654,6 +677,40 @@ fn fold_stream<A: Aggregate>(
             metadata: stored::metadata(metadata).map_err(corrupt)?,
             payload: text(7)?,
         })?;
+    }
+    Ok(loaded)
+}
+
+/// The fold of an aggregate that does not read envelopes: only the columns it needs
+/// (version, type, schema version, payload), each payload decoded from the row's own
+/// buffer.
+fn fold_bare<A: Aggregate>(
+    connection: &Connection,
+    tables: &Tables,
+    mut loaded: Loaded<A>,
+) -> Result<Loaded<A>, LoadError> {
+    let mut statement = connection
+        .prepare_cached(&format!(
+            "SELECT stream_version, event_type, schema_version, payload
+             FROM {} WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version > ?3 ORDER BY stream_version",
+            tables.events
+        ))
+        .map_err(backend)?;
+    let after = i64::try_from(loaded.version()).unwrap_or(i64::MAX);
+    let mut rows = statement.query(params![A::stream_type(), loaded.stream_id(), after]).map_err(backend)?;
+    while let Some(row) = rows.next().map_err(backend)? {
+        let stream_version: i64 = row.get(0).map_err(backend)?;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            location: format!("stream {}/{} at version {stream_version}", A::stream_type(), loaded.stream_id()),
+            reason,
+        };
+        let text = |index: usize| -> Result<&str, StoreError> {
+            row.get_ref(index).map_err(backend)?.as_str().map_err(|error| corrupt(format!("column {index}: {error}")))
+        };
+        let schema_version: i64 = row.get(2).map_err(|error| corrupt(format!("schema version: {error}")))?;
+        let stream_version = stored::version(stream_version).map_err(corrupt)?;
+        let schema_version = stored::schema_version(schema_version).map_err(corrupt)?;
+        loaded.fold_bare(stream_version, text(1)?, schema_version, text(3)?)?;
     }
     Ok(loaded)
 }
