@@ -510,6 +510,9 @@ impl PgStore {
     async fn fold_stream<A: Aggregate>(&self, stream_id: &str) -> Result<Loaded<A>, LoadError> {
         use futures_util::TryStreamExt;
         let mut loaded = crate::snapshot::starting_point::<A, Self>(self, stream_id).await?;
+        if !Loaded::<A>::needs_envelope() {
+            return self.fold_bare(loaded).await;
+        }
         let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.load_stream)))
             .bind(A::stream_type())
             .bind(stream_id)
@@ -535,6 +538,34 @@ impl PgStore {
                 metadata: stored::metadata(metadata).map_err(corrupt)?,
                 payload: row.try_get(8).map_err(backend)?,
             })?;
+        }
+        Ok(loaded)
+    }
+
+    /// The fold of an aggregate that does not read envelopes: only the columns it
+    /// needs (version, type, schema version, payload).
+    async fn fold_bare<A: Aggregate>(&self, mut loaded: Loaded<A>) -> Result<Loaded<A>, LoadError> {
+        use futures_util::TryStreamExt;
+        let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.load_stream_bare)))
+            .bind(A::stream_type())
+            .bind(loaded.stream_id())
+            .bind(i64::try_from(loaded.version()).unwrap_or(i64::MAX))
+            .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await.map_err(backend)? {
+            let stream_version: i64 = row.try_get(0).map_err(backend)?;
+            let corrupt = |reason: String| StoreError::Corrupt {
+                location: format!("stream {}/{} at version {stream_version}", A::stream_type(), loaded.stream_id()),
+                reason,
+            };
+            let schema_version: i32 = row.try_get(2).map_err(backend)?;
+            let stream_version = stored::version(stream_version).map_err(corrupt)?;
+            let schema_version = stored::schema_version(schema_version.into()).map_err(corrupt)?;
+            loaded.fold_bare(
+                stream_version,
+                row.try_get(1).map_err(backend)?,
+                schema_version,
+                row.try_get(3).map_err(backend)?,
+            )?;
         }
         Ok(loaded)
     }

@@ -25,6 +25,8 @@ pub(crate) struct Sql {
     pub(crate) append: Arc<str>,
     pub(crate) read_stream: Arc<str>,
     pub(crate) read_all: Arc<str>,
+    /// A stream's rows after a version, only the columns a fold without envelopes needs.
+    pub(crate) load_stream_bare: Arc<str>,
     /// What rebuilding one stream needs, and no more.
     pub(crate) load_stream: Arc<str>,
 }
@@ -80,9 +82,14 @@ impl Sql {
             "SELECT transaction_id::text::int8, position, event_id, stream_version, event_type, schema_version, occurred_at, metadata, payload
              FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version > $3 ORDER BY stream_version"
         );
+        let load_stream_bare = format!(
+            "SELECT stream_version, event_type, schema_version, payload
+             FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version > $3 ORDER BY stream_version"
+        );
         Ok(Self {
             prefix: prefix.to_owned(),
             load_stream: load_stream.into(),
+            load_stream_bare: load_stream_bare.into(),
             checkpoints: format!("{prefix}checkpoints"),
             skipped: format!("{prefix}skipped"),
             relay_lease: format!("{prefix}relay_lease"),
