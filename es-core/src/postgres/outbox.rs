@@ -58,17 +58,29 @@ impl Outbox for PgStore {
         let columns = super::schema::EVENT_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
         // Within a stream, positions follow versions (a version is appended only after
         // the one before it committed), so position order keeps stream order.
+        // The batch of outbox rows first, then each row's event by its position: the
+        // lateral subquery with `OFFSET 0` cannot be flattened into a join, so the
+        // events are always fetched by index, one per row of the batch. A plain join
+        // may be planned as a merge join that reads the events table from its first
+        // position on every batch (a cost that grows with the history, and that
+        // depends on whether the table was ever analysed).
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT o.position, o.stream_type, o.stream_id, o.attempts, {columns}
-             FROM {outbox} o LEFT JOIN {events} e ON e.position = o.position
-             WHERE (o.blocked_until IS NULL OR o.blocked_until <= $1)
-               AND NOT EXISTS (
-                   SELECT 1 FROM {outbox} b
-                   WHERE b.blocked_until IS NOT NULL
-                     AND b.stream_type = o.stream_type AND b.stream_id = o.stream_id
-                     AND b.position < o.position)
-             ORDER BY o.position
-             LIMIT $2"
+             FROM (
+                 SELECT position, stream_type, stream_id, attempts FROM {outbox} o
+                 WHERE (o.blocked_until IS NULL OR o.blocked_until <= $1)
+                   AND NOT EXISTS (
+                       SELECT 1 FROM {outbox} b
+                       WHERE b.blocked_until IS NOT NULL
+                         AND b.stream_type = o.stream_type AND b.stream_id = o.stream_id
+                         AND b.position < o.position)
+                 ORDER BY o.position
+                 LIMIT $2
+             ) o
+             LEFT JOIN LATERAL (
+                 SELECT * FROM {events} WHERE position = o.position OFFSET 0
+             ) e ON true
+             ORDER BY o.position"
         )))
         .bind(now_micros())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
