@@ -16,15 +16,16 @@
 //! its batch is published, as a permanent failure: the relay parks it at once rather
 //! than retrying what can never succeed.
 //!
-//! **Per-stream order.** A batch is published in waves: the first event of every
-//! stream in the batch, then (once JetStream acknowledged every one of them) the
-//! second of every stream, and so on. Publishes are pipelined across streams, never
-//! within one: a later event of a stream is never in flight before every earlier one
-//! of that stream is acknowledged, so a message the server loses (a timeout, a leader
-//! election) is retried before anything after it in its stream reaches the server,
-//! and consumers see each stream in version order without checking versions
-//! themselves. A batch from many streams goes out in few waves; a batch from one
-//! stream goes out one acknowledged message at a time.
+//! **Per-stream order.** Each stream of a batch is published as a chain: its next
+//! event goes out only once JetStream acknowledged the one before, while the chains
+//! of all the batch's streams run at once. Publishes are pipelined across streams,
+//! never within one: a later event of a stream is never in flight before every
+//! earlier one of that stream is acknowledged, so a message the server loses (a
+//! timeout, a leader election) is retried before anything after it in its stream
+//! reaches the server, and consumers see each stream in version order without
+//! checking versions themselves. The price is one acknowledgement round trip per
+//! event of the busiest stream in a batch: small when a batch spans many streams,
+//! and the whole throughput of a batch from one stream (see `docs/BENCHMARKS.md`).
 //!
 //! **Subjects.** By default an event is published on `<prefix>.<stream type>`;
 //! [`SubjectLayout::PerStream`] publishes on `<prefix>.<stream type>.<stream id>`, so a
@@ -187,31 +188,31 @@ impl Sink for JetStreamSink {
                 )));
             }
         }
-        // Wave n holds the n-th event of every stream in the batch: pipelined across
-        // streams, strictly one after another within a stream.
-        let mut waves: Vec<Vec<usize>> = Vec::new();
-        let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
-        for (index, event) in events.iter().enumerate() {
-            let wave = seen.entry((event.stream_type.as_str(), event.stream_id.as_str())).or_insert(0);
-            if waves.len() <= *wave {
-                waves.push(Vec::new());
+        // One chain per stream, in the batch's order: each chain publishes its next
+        // event only once the previous one is acknowledged, and all chains run at
+        // once, so publishes are pipelined across streams and never within one.
+        let mut chains: Vec<Vec<(String, HeaderMap, bytes::Bytes)>> = Vec::new();
+        let mut chain_of: HashMap<(&str, &str), usize> = HashMap::new();
+        for (message, event) in messages.iter_mut().zip(events) {
+            let Some(message) = message.take() else { continue };
+            let next = chains.len();
+            let chain = *chain_of.entry((event.stream_type.as_str(), event.stream_id.as_str())).or_insert(next);
+            if chain == next {
+                chains.push(Vec::new());
             }
-            waves[*wave].push(index);
-            *wave += 1;
+            chains[chain].push(message);
         }
-        for wave in waves {
-            let mut acks = Vec::with_capacity(wave.len());
-            for index in wave {
-                let Some((subject, headers, payload)) = messages[index].take() else { continue };
+        // The first failure ends every chain: a stream's later events stay unpublished
+        // behind its failed one, and the relay retries from there.
+        futures_util::future::try_join_all(chains.into_iter().map(|chain| async move {
+            for (subject, headers, payload) in chain {
                 let publish = PublishMessage::build().payload(payload).headers(headers);
-                acks.push(self.jetstream.send_publish(subject, publish).await.map_err(publish_error)?);
-            }
-            // Every acknowledgement of this wave before anything of the next: a failure
-            // here leaves every later event of its stream unpublished.
-            for ack in acks {
+                let ack = self.jetstream.send_publish(subject, publish).await.map_err(publish_error)?;
                 ack.await.map_err(publish_error)?;
             }
-        }
+            Ok::<(), SinkError>(())
+        }))
+        .await?;
         Ok(())
     }
 }
