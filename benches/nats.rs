@@ -144,8 +144,16 @@ fn main() -> Result<(), BoxError> {
             "NATS {} JetStream (memory storage), one client, {rounds} interleaved rounds, medians; batches of {BATCH}",
             server.version
         );
-        many.report("publish, 50 streams per batch (per-stream chains vs one pipelined batch)", batches * BATCH, "events");
-        one.report("publish, one stream per batch (per-stream chains vs one pipelined batch)", batches * BATCH, "events");
+        many.report(
+            "publish, 50 streams per batch (per-stream chains vs one pipelined batch)",
+            batches * BATCH,
+            "events",
+        );
+        one.report(
+            "publish, one stream per batch (per-stream chains vs one pipelined batch)",
+            batches * BATCH,
+            "events",
+        );
         Ok(())
     })
 }
