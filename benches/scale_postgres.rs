@@ -87,7 +87,7 @@ impl Tenths {
         let tenth = self.total as f64 / 10.0;
         let rate = |d: Duration| tenth / d.as_secs_f64();
         let (Some(first), Some(total)) = (self.marks.first(), self.marks.last()) else { return };
-        let last = *total - self.marks[self.marks.len().saturating_sub(2).min(8)];
+        let last = total.saturating_sub(self.marks[self.marks.len().saturating_sub(2).min(8)]);
         let first_rate = rate(*first);
         let last_rate = rate(last);
         println!(
