@@ -35,5 +35,8 @@ pub use recorded::{Metadata, Recorded};
 pub use rehydrate::{Loaded, RehydrateError, rehydrate};
 pub use relay::{OutboxStatus, Relay, RelayOptions, RelayReport, Sink, SinkError};
 pub use snapshot::{Snapshot, SnapshotPolicy};
-pub use store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
+pub use store::{
+    Appended, Cursor, EventStore, ExpectedVersion, MAX_STREAM_ID_BYTES, MAX_STREAM_TYPE_BYTES, NewEvent, StoreError,
+    StoredEvent,
+};
 pub use upcast::{Json, JsonNumber, JsonObject, UpcastError};

@@ -183,8 +183,8 @@ impl Sql {
             .await
             .map_err(super::backend)?;
         let migrations = self.migrations();
-        crate::store::check_schema_version(i64::from(current), migrations.len(), "postgres")?;
-        for (version, sql) in (1..).zip(&migrations).skip(usize::try_from(current).unwrap_or(0)) {
+        let applied = crate::store::check_schema_version(i64::from(current), migrations.len(), "postgres")?;
+        for (version, sql) in (1..).zip(&migrations).skip(applied) {
             sqlx::raw_sql(AssertSqlSafe(sql.clone())).execute(&mut *tx).await.map_err(super::backend)?;
             sqlx::query(AssertSqlSafe(format!("INSERT INTO {schema} (version, applied_at) VALUES ($1, $2)")))
                 .bind(version)
