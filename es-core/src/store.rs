@@ -509,6 +509,7 @@ pub(crate) mod stored {
     }
 
     /// A transaction id (commit-order key) stored as text or a number.
+    #[cfg(feature = "postgres")]
     pub(crate) fn commit(raw: &str) -> Result<u64, String> {
         raw.parse().map_err(|_| format!("transaction id {raw:?} is not a number"))
     }

@@ -53,7 +53,7 @@ impl Outbox for PgStore {
         Ok(())
     }
 
-    async fn fetch(&self, limit: usize) -> Result<Vec<Pending>, StoreError> {
+    async fn fetch(&self, limit: usize, now: Timestamp) -> Result<Vec<Pending>, StoreError> {
         let (outbox, events) = (&self.sql.outbox, &self.sql.events);
         let columns = super::schema::EVENT_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
         // Within a stream, positions follow versions (a version is appended only after
@@ -70,7 +70,7 @@ impl Outbox for PgStore {
              ORDER BY o.position
              LIMIT $2"
         )))
-        .bind(now_micros())
+        .bind(now.as_unix_micros())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(self.pool())
         .await

@@ -49,7 +49,7 @@ impl Outbox for SqliteStore {
         .await
     }
 
-    async fn fetch(&self, limit: usize) -> Result<Vec<Pending>, StoreError> {
+    async fn fetch(&self, limit: usize, now: Timestamp) -> Result<Vec<Pending>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read_with_tables(move |connection, tables| {
             let (outbox, events) = (&tables.outbox, &tables.events);
@@ -85,7 +85,7 @@ impl Outbox for SqliteStore {
                      LIMIT ?2"
                 ))
                 .map_err(backend)?;
-            let mut rows = statement.query(params![now_micros(), limit]).map_err(backend)?;
+            let mut rows = statement.query(params![now.as_unix_micros(), limit]).map_err(backend)?;
             let mut pending = Vec::new();
             while let Some(row) = rows.next().map_err(backend)? {
                 let position: i64 = row.get(0).map_err(backend)?;
