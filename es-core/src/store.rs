@@ -289,7 +289,9 @@ pub enum StoreError {
     /// The store wrote fewer events than the append was given. The append is
     /// reported as failed and its transaction must not commit (the store's own
     /// `append` rolls it back; roll back a transaction of your own).
-    #[error("stream {stream_type}/{stream_id}: the store wrote {written} of the {sent} events appended; the append failed")]
+    #[error(
+        "stream {stream_type}/{stream_id}: the store wrote {written} of the {sent} events appended; the append failed"
+    )]
     Incomplete {
         /// The stream's aggregate type.
         stream_type: String,
@@ -390,7 +392,12 @@ pub(crate) fn check_written(stream_type: &str, stream_id: &str, sent: usize, wri
     if sent == written {
         Ok(())
     } else {
-        Err(StoreError::Incomplete { stream_type: stream_type.to_owned(), stream_id: stream_id.to_owned(), sent, written })
+        Err(StoreError::Incomplete {
+            stream_type: stream_type.to_owned(),
+            stream_id: stream_id.to_owned(),
+            sent,
+            written,
+        })
     }
 }
 

@@ -204,7 +204,8 @@ impl PgStore {
         // The statement skips its inserts when the stream moved under it: never report
         // success for fewer rows than were given.
         crate::store::check_written(stream_type, stream_id, count, positions.len())?;
-        let corrupt = |reason: String| StoreError::Corrupt { location: format!("stream {stream_type}/{stream_id}"), reason };
+        let corrupt =
+            |reason: String| StoreError::Corrupt { location: format!("stream {stream_type}/{stream_id}"), reason };
         let commit = stored::commit(&transaction).map_err(corrupt)?;
         let cursors = positions
             .into_iter()
@@ -406,8 +407,10 @@ impl EventStore for PgStore {
         .await
         .map_err(backend)?;
         row.map(|row| {
-            let corrupt =
-                |reason: String| StoreError::Corrupt { location: format!("snapshot of stream {stream_type}/{stream_id}"), reason };
+            let corrupt = |reason: String| StoreError::Corrupt {
+                location: format!("snapshot of stream {stream_type}/{stream_id}"),
+                reason,
+            };
             Ok(Snapshot {
                 stream_version: stored::snapshot_version(row.try_get(0).map_err(backend)?).map_err(corrupt)?,
                 schema_version: stored::schema_version(row.try_get::<i32, _>(1).map_err(backend)?.into())

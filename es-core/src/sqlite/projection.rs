@@ -241,7 +241,8 @@ fn read_checkpoint(connection: &Connection, tables: &Tables, name: &str) -> Resu
         .optional()
         .map_err(backend)?;
     row.map(|(position, event_id)| {
-        let corrupt = |reason: String| StoreError::Corrupt { location: format!("checkpoint of projection {name}"), reason };
+        let corrupt =
+            |reason: String| StoreError::Corrupt { location: format!("checkpoint of projection {name}"), reason };
         Ok(Checkpoint {
             cursor: Cursor::at_position(stored::count(position, "checkpoint position").map_err(corrupt)?),
             event_id: event_id
