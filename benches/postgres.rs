@@ -500,7 +500,7 @@ async fn diagnose(pool: &PgPool, fixture: &PgStore, target: &str, stream_events:
         .await?;
     let backlog_sql = RawSql::new(&store.table(""));
     let es_fetch = time(|| async {
-        black_box(es::relay::Outbox::fetch(&store, 256).await?);
+        black_box(es::relay::Outbox::fetch(&store, 256, es::Clock::now(&es::SystemClock)).await?);
         Ok(())
     })
     .await?;

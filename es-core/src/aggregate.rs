@@ -66,7 +66,9 @@ pub trait Aggregate: Default + Send + 'static + PurityChecked {
     /// [`decode_snapshot`](Aggregate::decode_snapshot) with serde.
     const SNAPSHOT: Option<SnapshotPolicy> = None;
 
-    /// The state as a snapshot's JSON, when snapshots are on.
+    /// The state as a snapshot's JSON, when snapshots are on. A hand-written one
+    /// should encode with [`crate::snapshot::encode_state`], which refuses what would
+    /// not load back the same; a snapshot that does not decode again is not written.
     #[must_use]
     fn encode_snapshot(&self) -> Option<Result<String, serde_json::Error>> {
         None

@@ -40,5 +40,8 @@ pub use rehydrate::{Loaded, RehydrateError, rehydrate};
 pub use relay::{OutboxStatus, Relay, RelayOptions, RelayReport};
 pub use sink::{Sink, SinkError};
 pub use snapshot::{Snapshot, SnapshotPolicy};
-pub use store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
+pub use store::{
+    Appended, Cursor, EventStore, ExpectedVersion, MAX_STREAM_ID_BYTES, MAX_STREAM_TYPE_BYTES, NewEvent, StoreError,
+    StoredEvent,
+};
 pub use upcast::UpcastError;

@@ -99,6 +99,8 @@ impl MemoryTransaction<'_> {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Appended, StoreError> {
+        crate::store::check_append(stream_type, stream_id, &events)?;
+        let sent = events.len();
         let staged_in_stream =
             self.staged.iter().filter(|e| e.stream_type == stream_type && e.stream_id == stream_id).count() as u64;
         let actual = self.inner.version_of(stream_type, stream_id) + staged_in_stream;
@@ -120,6 +122,7 @@ impl MemoryTransaction<'_> {
             }
         }
         let first_position = (self.inner.log.len() + self.staged.len()) as u64 + 1;
+        let staged_before = self.staged.len();
         let mut cursors = Vec::with_capacity(events.len());
         for (offset, event) in (0u64..).zip(events) {
             let cursor = Cursor::at_position(first_position + offset);
@@ -136,6 +139,10 @@ impl MemoryTransaction<'_> {
                 metadata: event.metadata,
                 payload: event.payload,
             });
+        }
+        if let Err(error) = crate::store::check_written(stream_type, stream_id, sent, cursors.len()) {
+            self.staged.truncate(staged_before);
+            return Err(error);
         }
         Ok(Appended { version: actual + cursors.len() as u64, cursors })
     }
@@ -182,6 +189,7 @@ impl EventStore for MemoryStore {
         stream_id: &str,
         from_version: u64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
+        crate::store::check_stream(stream_type, stream_id)?;
         let inner = self.lock();
         let Some(indexes) = inner.stream(stream_type, stream_id) else {
             return Ok(Vec::new());
@@ -193,6 +201,7 @@ impl EventStore for MemoryStore {
     /// Folds under the lock, decoding each payload where it is kept: no copy of the
     /// stream is made on the way.
     async fn load<A: Aggregate>(&self, stream_id: &str) -> Result<Loaded<A>, LoadError> {
+        crate::store::check_stream(A::stream_type(), stream_id)?;
         let mut loaded = crate::snapshot::starting_point::<A, Self>(self, stream_id).await?;
         let inner = self.lock();
         let Some(indexes) = inner.stream(A::stream_type(), stream_id) else {
@@ -221,10 +230,12 @@ impl EventStore for MemoryStore {
     }
 
     async fn read_snapshot(&self, stream_type: &str, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        crate::store::check_stream(stream_type, stream_id)?;
         Ok(self.lock().snapshots.get(&(stream_type.to_owned(), stream_id.to_owned())).cloned())
     }
 
     async fn write_snapshot(&self, stream_type: &str, stream_id: &str, snapshot: Snapshot) -> Result<(), StoreError> {
+        crate::store::check_stream(stream_type, stream_id)?;
         let mut inner = self.lock();
         let slot =
             inner.snapshots.entry((stream_type.to_owned(), stream_id.to_owned())).or_insert_with(|| snapshot.clone());

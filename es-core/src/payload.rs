@@ -18,6 +18,14 @@ pub(crate) fn write<E: Serialize + ?Sized>(event: &E) -> Result<String, serde_js
     String::from_utf8(out).map_err(|_| ser::Error::custom("payload is not valid UTF-8"))
 }
 
+/// Writes a state (a snapshot) as ordinary serde JSON, with the same refusal of what
+/// JSON cannot give back as event payloads.
+pub(crate) fn write_state<T: Serialize + ?Sized>(state: &T) -> Result<String, serde_json::Error> {
+    let mut out = Vec::with_capacity(128);
+    state.serialize(Finite(&mut serde_json::Serializer::new(&mut out)))?;
+    String::from_utf8(out).map_err(|_| ser::Error::custom("state is not valid UTF-8"))
+}
+
 /// Reads a payload into the variant `variant` of `E`, or into `E` itself when
 /// `variant` is `None` (a struct event).
 pub(crate) fn read<E: DeserializeOwned>(variant: Option<u32>, payload: &str) -> Result<E, serde_json::Error> {

@@ -46,6 +46,12 @@ pub fn encode<E: Serialize>(event: &E, event_type: &'static EventType) -> Result
     payload::write(event).map_err(|source| EncodeError { event_type: event_type.name, source })
 }
 
+/// Encodes an aggregate's state for a snapshot: serde's JSON, refusing what JSON
+/// cannot give back (NaN and infinite floats), exactly as for events.
+pub fn encode_snapshot<T: Serialize>(state: &T) -> Result<String, serde_json::Error> {
+    crate::snapshot::encode_state(state)
+}
+
 /// Decodes a payload stored at `stored_version` into the variant `variant` of `E`
 /// (or into `E` itself when `variant` is `None`: a struct event), upcasting first
 /// when the stored version is older.

@@ -26,18 +26,21 @@
 //! - **Wake-ups.** Appends through the same store wake the relay at once; appends from
 //!   other processes are found by polling.
 
+use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::clock::Timestamp;
+use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::sink::{Sink, SinkError};
 use crate::store::{StoreError, StoredEvent};
 
 /// How a relay works.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RelayOptions {
     /// How many rows one delivery carries at most.
     pub batch_size: usize,
@@ -56,6 +59,27 @@ pub struct RelayOptions {
     pub lease: Duration,
     /// The name this relay holds the lease under (unique per instance).
     pub owner: String,
+    /// The clock retry times are taken from and compared with (default
+    /// [`SystemClock`]; a [`ManualClock`](crate::ManualClock) in tests). The outbox
+    /// lease follows the database's clock (or the machine's), never this one: it
+    /// fences relays in other processes.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for RelayOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RelayOptions")
+            .field("batch_size", &self.batch_size)
+            .field("poll_interval", &self.poll_interval)
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff_base", &self.backoff_base)
+            .field("backoff_max", &self.backoff_max)
+            .field("delivery_timeout", &self.delivery_timeout)
+            .field("lease", &self.lease)
+            .field("owner", &self.owner)
+            .field("clock", &self.clock.now())
+            .finish()
+    }
 }
 
 impl Default for RelayOptions {
@@ -69,6 +93,7 @@ impl Default for RelayOptions {
             delivery_timeout: Duration::from_secs(10),
             lease: Duration::from_secs(30),
             owner: format!("relay-{}-{}", std::process::id(), Uuid::now_v7()),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -137,8 +162,9 @@ pub trait Outbox: Send + Sync {
     /// Gives the lease up (graceful shutdown), so another relay can start at once.
     fn release_lease(&self, owner: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Up to `limit` deliverable rows in commit order: not parked, not waiting for a
-    /// retry, and with no earlier row of their stream parked or waiting.
-    fn fetch(&self, limit: usize) -> impl Future<Output = Result<Vec<Pending>, StoreError>> + Send;
+    /// retry at a time after `now` (the relay's clock), and with no earlier row of their
+    /// stream parked or waiting.
+    fn fetch(&self, limit: usize, now: Timestamp) -> impl Future<Output = Result<Vec<Pending>, StoreError>> + Send;
     /// Marks rows delivered.
     fn acknowledge(&self, positions: Vec<u64>) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Records a failed delivery: retry at `retry_at`, or park when it is `None`.
@@ -253,11 +279,14 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
     /// nothing (and reports nothing) while another relay holds the lease.
     pub async fn run_once(&mut self) -> Result<RelayReport, StoreError> {
         let span = tracing::debug_span!("relay", owner = %self.options.owner);
-        let _entered = span.enter();
+        self.pass().instrument(span).await
+    }
+
+    async fn pass(&mut self) -> Result<RelayReport, StoreError> {
         if !self.hold_lease().await? {
             return Ok(RelayReport::default());
         }
-        let rows = self.outbox.fetch(self.options.batch_size).await?;
+        let rows = self.outbox.fetch(self.options.batch_size, self.options.clock.now()).await?;
         let mut report = RelayReport::default();
         if rows.is_empty() {
             return Ok(report);
@@ -361,7 +390,7 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
         } else {
             let delay = backoff(&self.options, row.position, attempts);
             tracing::warn!(position = row.position, %stream_type, %stream_id, attempts, ?delay, %error, "delivery failed; retrying later");
-            Some(Timestamp::from_system_time(std::time::SystemTime::now()).saturating_add(delay))
+            Some(self.options.clock.now().saturating_add(delay))
         };
         self.outbox.record_failure(row.position, attempts, error.to_string(), retry_at).await
     }

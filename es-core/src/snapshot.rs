@@ -53,6 +53,19 @@ pub struct Snapshot {
     pub state: String,
 }
 
+/// Encodes a state as a snapshot's JSON the way `#[aggregate(snapshot(..))]` does:
+/// serde's JSON, refusing NaN and infinite floats (which JSON would turn into `null`,
+/// so that the state loaded back would differ from the state that was saved). Use it
+/// in a hand-written [`Aggregate::encode_snapshot`].
+///
+/// ```
+/// assert!(es::snapshot::encode_state(&Some(1.5_f64)).is_ok());
+/// assert!(es::snapshot::encode_state(&Some(f64::NAN)).is_err());
+/// ```
+pub fn encode_state<T: serde::Serialize + ?Sized>(state: &T) -> Result<String, serde_json::Error> {
+    crate::payload::write_state(state)
+}
+
 /// The state to start a load from: the newest usable snapshot, or the empty state.
 pub(crate) async fn starting_point<A: Aggregate, S: EventStore + ?Sized>(
     store: &S,
@@ -101,11 +114,17 @@ pub(crate) async fn maybe_take<A: Aggregate, S: EventStore + ?Sized>(
     let state = match state.encode_snapshot() {
         Some(Ok(state)) => state,
         Some(Err(error)) => {
-            tracing::warn!(stream_id, %error, "the state does not encode; no snapshot taken");
+            tracing::warn!(stream_id, %error, "the state does not encode; no snapshot taken, loads replay the events");
             return;
         }
         None => return,
     };
+    // A snapshot that would not decode again is never written: loads would fall back
+    // to a replay anyway, after paying for the failed decode.
+    if let Some(Err(error)) = A::decode_snapshot(&state) {
+        tracing::warn!(stream_id, %error, "the state does not decode from its own encoding; no snapshot taken, loads replay the events");
+        return;
+    }
     let snapshot = Snapshot { stream_version: after, schema_version: policy.version, state };
     if let Err(error) = store.write_snapshot(A::stream_type(), stream_id, snapshot).await {
         tracing::warn!(stream_id, %error, "writing a snapshot failed; loads replay more events until the next one");

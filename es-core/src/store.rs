@@ -320,6 +320,22 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// The store wrote fewer events than the append was given. The append is
+    /// reported as failed and its transaction must not commit (the store's own
+    /// `append` rolls it back; roll back a transaction of your own).
+    #[error(
+        "stream {stream_type}/{stream_id}: the store wrote {written} of the {sent} events appended; the append failed"
+    )]
+    Incomplete {
+        /// The stream's aggregate type.
+        stream_type: String,
+        /// The stream id.
+        stream_id: String,
+        /// How many events the append was given.
+        sent: usize,
+        /// How many the store reported written.
+        written: usize,
+    },
     /// The backend itself failed.
     #[error("{backend} store: {source}")]
     Backend {
@@ -338,6 +354,94 @@ impl StoreError {
     pub fn is_conflict(&self) -> bool {
         matches!(self, StoreError::Conflict { .. } | StoreError::StaleTransaction { .. })
     }
+}
+
+/// The longest stream id every backend stores, in bytes (UTF-8). Longer ids are
+/// refused with [`StoreError::Unstorable`] by every backend, on loads, reads and
+/// appends alike, before the database is asked.
+pub const MAX_STREAM_ID_BYTES: usize = 1024;
+
+/// The longest stream type (aggregate type name) every backend stores, in bytes.
+pub const MAX_STREAM_TYPE_BYTES: usize = 256;
+
+/// Refuses a stream name that some backend cannot hold: too long (see
+/// [`MAX_STREAM_ID_BYTES`], [`MAX_STREAM_TYPE_BYTES`]) or holding a NUL character
+/// (PostgreSQL text cannot). The same on every backend.
+pub(crate) fn check_stream(stream_type: &str, stream_id: &str) -> Result<(), StoreError> {
+    let refuse = |reason: String| StoreError::Unstorable {
+        stream_type: shorten(stream_type),
+        stream_id: shorten(stream_id),
+        event_type: String::new(),
+        reason,
+    };
+    if stream_type.len() > MAX_STREAM_TYPE_BYTES {
+        return Err(refuse(format!(
+            "the stream type is {} bytes long; the most any store keeps is {MAX_STREAM_TYPE_BYTES}",
+            stream_type.len()
+        )));
+    }
+    if stream_id.len() > MAX_STREAM_ID_BYTES {
+        return Err(refuse(format!(
+            "the stream id is {} bytes long; the most any store keeps is {MAX_STREAM_ID_BYTES}",
+            stream_id.len()
+        )));
+    }
+    if stream_type.contains('\0') {
+        return Err(refuse("the stream type contains a NUL character, which not every store can hold".into()));
+    }
+    if stream_id.contains('\0') {
+        return Err(refuse("the stream id contains a NUL character, which not every store can hold".into()));
+    }
+    Ok(())
+}
+
+/// Refuses, before anything is written, an append that some backend could not store
+/// whole: a stream name [`check_stream`] refuses, an event type or payload with a NUL
+/// character, or one event id twice in the batch.
+pub(crate) fn check_append(stream_type: &str, stream_id: &str, events: &[NewEvent]) -> Result<(), StoreError> {
+    check_stream(stream_type, stream_id)?;
+    let refuse = |event_type: &str, what: &str| StoreError::Unstorable {
+        stream_type: stream_type.to_owned(),
+        stream_id: stream_id.to_owned(),
+        event_type: event_type.to_owned(),
+        reason: format!("{what} contains a NUL character, which not every store can hold"),
+    };
+    for (index, event) in events.iter().enumerate() {
+        if event.event_type.contains('\0') {
+            return Err(refuse(&event.event_type, "the event type"));
+        }
+        // JSON text escapes NUL as \u0000, so encoded payloads never hold one.
+        if event.payload.contains('\0') {
+            return Err(refuse(&event.event_type, "the payload"));
+        }
+        if events[..index].iter().any(|earlier| earlier.event_id == event.event_id) {
+            return Err(StoreError::DuplicateEventId { event_id: event.event_id });
+        }
+    }
+    Ok(())
+}
+
+/// Checks that an append wrote every event it was given.
+pub(crate) fn check_written(stream_type: &str, stream_id: &str, sent: usize, written: usize) -> Result<(), StoreError> {
+    if sent == written {
+        Ok(())
+    } else {
+        Err(StoreError::Incomplete {
+            stream_type: stream_type.to_owned(),
+            stream_id: stream_id.to_owned(),
+            sent,
+            written,
+        })
+    }
+}
+
+/// A name for messages: the first 64 characters of a long one.
+fn shorten(name: &str) -> String {
+    if name.len() <= 64 {
+        return name.to_owned();
+    }
+    let end = (0..=64).rev().find(|&i| name.is_char_boundary(i)).unwrap_or(0);
+    format!("{}… ({} bytes)", &name[..end], name.len())
 }
 
 /// An append-only log of streams, readable per stream and as one global log.
@@ -379,6 +483,7 @@ pub trait EventStore: Send + Sync {
     /// right where they read, without copying the rows first.
     fn load<A: Aggregate>(&self, stream_id: &str) -> impl Future<Output = Result<Loaded<A>, LoadError>> + Send {
         async move {
+            check_stream(A::stream_type(), stream_id)?;
             let mut loaded = crate::snapshot::starting_point::<A, Self>(self, stream_id).await?;
             for stored in self.read_stream(A::stream_type(), stream_id, loaded.version() + 1).await? {
                 loaded.fold(stored)?;
@@ -410,10 +515,45 @@ pub trait EventStore: Send + Sync {
 }
 
 /// Readers of stored values, the same for every backend: each refuses what the
-/// library never writes, with the reason (the caller adds where it stands).
+/// library never writes, with the reason (the caller adds where it stands). Every
+/// integer read back from a database goes through one of these.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) mod stored {
     use crate::recorded::Metadata;
+
+    /// Where a stored event stands, for [`StoreError::Corrupt`](super::StoreError::Corrupt).
+    pub(crate) fn event_location(stream_type: &str, stream_id: &str, version: i64, position: i64) -> String {
+        format!("stream {stream_type}/{stream_id}, version {version} (position {position})")
+    }
+
+    /// A stream's current version: 0 (no stream) or more.
+    pub(crate) fn current_version(raw: i64) -> Result<u64, String> {
+        u64::try_from(raw).map_err(|_| format!("stream version {raw}: versions start at 1"))
+    }
+
+    /// A snapshot's stream version: 1 or more.
+    pub(crate) fn snapshot_version(raw: i64) -> Result<u64, String> {
+        u64::try_from(raw)
+            .ok()
+            .filter(|version| *version > 0)
+            .ok_or_else(|| format!("snapshot at stream version {raw}: versions start at 1"))
+    }
+
+    /// A checkpoint's or outbox row's position, or a count: 0 or more.
+    pub(crate) fn count(raw: i64, what: &str) -> Result<u64, String> {
+        u64::try_from(raw).map_err(|_| format!("negative {what} {raw}"))
+    }
+
+    /// A delivery attempt count.
+    pub(crate) fn attempts(raw: i64) -> Result<u32, String> {
+        u32::try_from(raw).map_err(|_| format!("attempt count {raw} out of range"))
+    }
+
+    /// A transaction id (commit-order key) stored as text or a number.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn commit(raw: &str) -> Result<u64, String> {
+        raw.parse().map_err(|_| format!("transaction id {raw:?} is not a number"))
+    }
 
     /// A stream version: 1, 2, 3, …
     pub(crate) fn version(raw: i64) -> Result<u64, String> {
@@ -445,9 +585,15 @@ pub(crate) mod stored {
 /// Refuses a database migrated by a newer release (at schema `current`, when this one
 /// knows `known` migrations) rather than misread it.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) fn check_schema_version(current: i64, known: usize, backend: &'static str) -> Result<(), StoreError> {
-    let known = i64::try_from(known).unwrap_or(i64::MAX);
-    if current > known {
+/// Returns how many migrations are applied.
+pub(crate) fn check_schema_version(current: i64, known: usize, backend: &'static str) -> Result<usize, StoreError> {
+    let Ok(applied) = usize::try_from(current) else {
+        return Err(StoreError::Corrupt {
+            location: format!("the {backend} schema table"),
+            reason: format!("schema version {current} is negative"),
+        });
+    };
+    if applied > known {
         return Err(StoreError::Backend {
             backend,
             source: format!(
@@ -456,7 +602,7 @@ pub(crate) fn check_schema_version(current: i64, known: usize, backend: &'static
             .into(),
         });
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// Checks a table prefix so that it cannot carry SQL: 1 to 32 ASCII letters, digits or

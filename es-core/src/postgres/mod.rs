@@ -43,6 +43,7 @@ use std::sync::Arc;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 use tokio::sync::watch;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
@@ -186,8 +187,18 @@ impl PgStore {
         events: Vec<NewEvent>,
     ) -> Result<Appended, StoreError> {
         let span = tracing::debug_span!("append", stream_type, stream_id, events = events.len());
-        let _entered = span.enter();
-        check_storable(stream_type, stream_id, &events)?;
+        self.append_traced(connection, stream_type, stream_id, expected, events).instrument(span).await
+    }
+
+    async fn append_traced(
+        &self,
+        connection: &mut PgConnection,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError> {
+        crate::store::check_append(stream_type, stream_id, &events)?;
         let count = events.len();
         let mut ids = Vec::with_capacity(count);
         let mut types = Vec::with_capacity(count);
@@ -236,7 +247,18 @@ impl PgStore {
             .fetch_one(&mut *connection)
             .await
             .map_err(|error| self.append_error(error, stream_type, stream_id, expected, &ids))?;
-        let actual = u64::try_from(row.try_get::<i64, _>(0).map_err(backend)?).unwrap_or(0);
+        let corrupt_at = |version: i64| StoreError::Corrupt {
+            location: format!("stream {stream_type}/{stream_id}, version {version}"),
+            reason: format!("stream version {version}: versions start at 1"),
+        };
+        // A row below version 1 (written behind the library's back) stops the append:
+        // the statement wrote nothing.
+        let lowest: i64 = row.try_get(5).map_err(backend)?;
+        if lowest < 1 {
+            return Err(corrupt_at(lowest));
+        }
+        let actual: i64 = row.try_get(0).map_err(backend)?;
+        let actual = stored::current_version(actual).map_err(|_| corrupt_at(actual))?;
         let younger_writer: bool = row.try_get(1).map_err(backend)?;
         let transaction: String = row.try_get(2).map_err(backend)?;
         let positions: Vec<i64> = row.try_get(3).map_err(backend)?;
@@ -255,9 +277,16 @@ impl PgStore {
                 actual,
             });
         }
-        let commit = transaction.parse().unwrap_or(0);
-        let cursors: Vec<Cursor> =
-            positions.into_iter().map(|p| Cursor { commit, position: u64::try_from(p).unwrap_or(0) }).collect();
+        // The statement skips its inserts when the stream moved under it: never report
+        // success for fewer rows than were given.
+        crate::store::check_written(stream_type, stream_id, count, positions.len())?;
+        let corrupt =
+            |reason: String| StoreError::Corrupt { location: format!("stream {stream_type}/{stream_id}"), reason };
+        let commit = stored::commit(&transaction).map_err(corrupt)?;
+        let cursors = positions
+            .into_iter()
+            .map(|position| Ok(Cursor { commit, position: stored::position(position).map_err(corrupt)? }))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Appended { version: actual + cursors.len() as u64, cursors })
     }
 
@@ -274,12 +303,13 @@ impl PgStore {
         match &error {
             sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
                 if db.constraint() == Some(format!("{}_event_id_key", self.sql.events).as_str()) {
-                    // The detail reads "Key (event_id)=(<uuid>) already exists."
+                    // The detail names the key in the server's language; the id itself
+                    // is printed the same in every language, so look for ours in it.
                     let detail = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().and_then(|e| e.detail());
                     let duplicate = detail
-                        .and_then(|d| d.split_once("=(")?.1.split_once(')'))
-                        .and_then(|(id, _)| id.parse().ok())
-                        .or_else(|| ids.first().copied())
+                        .and_then(|detail| ids.iter().find(|id| detail.contains(&id.to_string())))
+                        .or_else(|| ids.first())
+                        .copied()
                         .unwrap_or_default();
                     StoreError::DuplicateEventId { event_id: duplicate }
                 } else {
@@ -365,32 +395,6 @@ async fn listen(pool: PgPool, channel: String, notify: watch::Sender<u64>) {
     }
 }
 
-/// PostgreSQL text cannot hold a NUL character: refuse before anything is written.
-fn check_storable(stream_type: &str, stream_id: &str, events: &[NewEvent]) -> Result<(), StoreError> {
-    let refuse = |event_type: &str, what: &str| StoreError::Unstorable {
-        stream_type: stream_type.to_owned(),
-        stream_id: stream_id.to_owned(),
-        event_type: event_type.to_owned(),
-        reason: format!("{what} contains a NUL character, which PostgreSQL text cannot hold"),
-    };
-    if stream_type.contains('\0') {
-        return Err(refuse("", "the stream type"));
-    }
-    if stream_id.contains('\0') {
-        return Err(refuse("", "the stream id"));
-    }
-    for event in events {
-        if event.event_type.contains('\0') {
-            return Err(refuse(&event.event_type, "the event type"));
-        }
-        // JSON text escapes NUL as \u0000, so payloads and metadata never hold one.
-        if event.payload.contains('\0') {
-            return Err(refuse(&event.event_type, "the payload"));
-        }
-    }
-    Ok(())
-}
-
 pub(crate) fn event_from_row(row: &PgRow) -> Result<StoredEvent, StoreError> {
     event_from_row_at(row, 0)
 }
@@ -399,25 +403,32 @@ pub(crate) fn event_from_row(row: &PgRow) -> Result<StoredEvent, StoreError> {
 /// values the library would never have written.
 pub(crate) fn event_from_row_at(row: &PgRow, at: usize) -> Result<StoredEvent, StoreError> {
     let position: i64 = row.try_get(at + 1).map_err(backend)?;
-    let corrupt = |reason: String| StoreError::Corrupt { location: format!("position {position}"), reason };
-    let commit: i64 = row.try_get(at).map_err(backend)?;
+    let stream_type: String = row.try_get(at + 3).map_err(backend)?;
+    let stream_id: String = row.try_get(at + 4).map_err(backend)?;
     let stream_version: i64 = row.try_get(at + 5).map_err(backend)?;
+    let corrupt = |reason: String| StoreError::Corrupt {
+        location: stored::event_location(&stream_type, &stream_id, stream_version, position),
+        reason,
+    };
+    let commit: i64 = row.try_get(at).map_err(backend)?;
     let schema_version: i32 = row.try_get(at + 7).map_err(backend)?;
     let metadata: Option<&str> = row.try_get(at + 9).map_err(backend)?;
+    let stream_version = stored::version(stream_version).map_err(&corrupt)?;
+    let cursor = Cursor {
+        commit: u64::try_from(commit).map_err(|_| corrupt(format!("transaction id {commit}")))?,
+        position: stored::position(position).map_err(&corrupt)?,
+    };
     Ok(StoredEvent {
         event_id: row.try_get::<Uuid, _>(at + 2).map_err(backend)?,
-        stream_type: row.try_get(at + 3).map_err(backend)?,
-        stream_id: row.try_get(at + 4).map_err(backend)?,
-        stream_version: stored::version(stream_version).map_err(corrupt)?,
-        cursor: Cursor {
-            commit: u64::try_from(commit).map_err(|_| corrupt(format!("transaction id {commit}")))?,
-            position: stored::position(position).map_err(corrupt)?,
-        },
+        stream_version,
+        cursor,
         event_type: row.try_get(at + 6).map_err(backend)?,
-        schema_version: stored::schema_version(schema_version.into()).map_err(corrupt)?,
+        schema_version: stored::schema_version(schema_version.into()).map_err(&corrupt)?,
         occurred_at: Timestamp::from_unix_micros(row.try_get(at + 8).map_err(backend)?),
-        metadata: stored::metadata(metadata).map_err(corrupt)?,
+        metadata: stored::metadata(metadata).map_err(&corrupt)?,
         payload: row.try_get(at + 10).map_err(backend)?,
+        stream_type,
+        stream_id,
     })
 }
 
@@ -441,6 +452,7 @@ impl EventStore for PgStore {
         stream_id: &str,
         from_version: u64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
+        crate::store::check_stream(stream_type, stream_id)?;
         let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.read_stream)))
             .bind(stream_type)
             .bind(stream_id)
@@ -460,6 +472,7 @@ impl EventStore for PgStore {
     }
 
     async fn read_snapshot(&self, stream_type: &str, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        crate::store::check_stream(stream_type, stream_id)?;
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT stream_version, schema_version, state FROM {} WHERE stream_type = $1 AND stream_id = $2",
             self.sql.snapshots
@@ -470,18 +483,22 @@ impl EventStore for PgStore {
         .await
         .map_err(backend)?;
         row.map(|row| {
+            let corrupt = |reason: String| StoreError::Corrupt {
+                location: format!("snapshot of stream {stream_type}/{stream_id}"),
+                reason,
+            };
             Ok(Snapshot {
-                stream_version: u64::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0),
-                schema_version: u32::try_from(row.try_get::<i32, _>(1)?).unwrap_or(u32::MAX),
-                state: row.try_get(2)?,
+                stream_version: stored::snapshot_version(row.try_get(0).map_err(backend)?).map_err(corrupt)?,
+                schema_version: stored::schema_version(row.try_get::<i32, _>(1).map_err(backend)?.into())
+                    .map_err(corrupt)?,
+                state: row.try_get(2).map_err(backend)?,
             })
         })
         .transpose()
-        .map_err(|error: sqlx::Error| backend(error))
     }
 
     async fn write_snapshot(&self, stream_type: &str, stream_id: &str, snapshot: Snapshot) -> Result<(), StoreError> {
-        check_storable(stream_type, stream_id, &[])?;
+        crate::store::check_stream(stream_type, stream_id)?;
         let snapshots = &self.sql.snapshots;
         sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO {snapshots} (stream_type, stream_id, stream_version, schema_version, state, taken_at)
@@ -509,6 +526,7 @@ impl PgStore {
     /// buffer, reading only the columns a rebuild needs.
     async fn fold_stream<A: Aggregate>(&self, stream_id: &str) -> Result<Loaded<A>, LoadError> {
         use futures_util::TryStreamExt;
+        crate::store::check_stream(A::stream_type(), stream_id)?;
         let mut loaded = crate::snapshot::starting_point::<A, Self>(self, stream_id).await?;
         if !Loaded::<A>::needs_envelope() {
             return self.fold_bare(loaded).await;
@@ -520,22 +538,25 @@ impl PgStore {
             .fetch(&self.pool);
         while let Some(row) = rows.try_next().await.map_err(backend)? {
             let position: i64 = row.try_get(1).map_err(backend)?;
-            let corrupt = |reason: String| StoreError::Corrupt { location: format!("position {position}"), reason };
-            let commit: i64 = row.try_get(0).map_err(backend)?;
             let stream_version: i64 = row.try_get(3).map_err(backend)?;
+            let corrupt = |reason: String| StoreError::Corrupt {
+                location: stored::event_location(A::stream_type(), stream_id, stream_version, position),
+                reason,
+            };
+            let commit: i64 = row.try_get(0).map_err(backend)?;
             let schema_version: i32 = row.try_get(5).map_err(backend)?;
             let metadata: Option<&str> = row.try_get(7).map_err(backend)?;
             loaded.fold_parts(EventParts {
                 event_id: row.try_get(2).map_err(backend)?,
-                stream_version: stored::version(stream_version).map_err(corrupt)?,
+                stream_version: stored::version(stream_version).map_err(&corrupt)?,
                 cursor: Cursor {
                     commit: u64::try_from(commit).map_err(|_| corrupt(format!("transaction id {commit}")))?,
-                    position: stored::position(position).map_err(corrupt)?,
+                    position: stored::position(position).map_err(&corrupt)?,
                 },
                 event_type: row.try_get(4).map_err(backend)?,
-                schema_version: stored::schema_version(schema_version.into()).map_err(corrupt)?,
+                schema_version: stored::schema_version(schema_version.into()).map_err(&corrupt)?,
                 occurred_at: Timestamp::from_unix_micros(row.try_get(6).map_err(backend)?),
-                metadata: stored::metadata(metadata).map_err(corrupt)?,
+                metadata: stored::metadata(metadata).map_err(&corrupt)?,
                 payload: row.try_get(8).map_err(backend)?,
             })?;
         }
@@ -585,6 +606,39 @@ pub(crate) async fn read_all(
         .await
         .map_err(backend)?;
     rows.iter().map(event_from_row).collect()
+}
+
+/// One row of the global log: where it stands, and the event or why it cannot be read.
+pub(crate) type LogRow = (Cursor, Result<StoredEvent, StoreError>);
+
+/// Reads the global log like [`read_all`], but row by row: an unreadable row is
+/// returned with its error, in its place, for a reader that can skip it.
+pub(crate) async fn read_log(
+    sql: &Sql,
+    connection: &mut PgConnection,
+    after: Cursor,
+    limit: usize,
+) -> Result<Vec<LogRow>, StoreError> {
+    let rows = sqlx::query(AssertSqlSafe(Arc::clone(&sql.read_all)))
+        .bind(after.commit.to_string())
+        .bind(i64::try_from(after.position).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(connection)
+        .await
+        .map_err(backend)?;
+    rows.iter()
+        .map(|row| {
+            // Where the row stands must be readable, or nothing after it can be.
+            let commit: i64 = row.try_get(0).map_err(backend)?;
+            let position: i64 = row.try_get(1).map_err(backend)?;
+            let corrupt = |reason: String| StoreError::Corrupt { location: format!("position {position}"), reason };
+            let cursor = Cursor {
+                commit: u64::try_from(commit).map_err(|_| corrupt(format!("transaction id {commit}")))?,
+                position: stored::position(position).map_err(corrupt)?,
+            };
+            Ok((cursor, event_from_row(row)))
+        })
+        .collect()
 }
 
 pub(crate) fn backend(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {

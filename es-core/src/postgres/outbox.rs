@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::{PgStore, backend};
 use crate::clock::{Timestamp, now_micros};
 use crate::relay::{Outbox, OutboxStatus, Parked, Pending, Unreadable};
-use crate::store::StoreError;
+use crate::store::{StoreError, stored};
 
 const PARKED: i64 = i64::MAX;
 
@@ -53,7 +53,7 @@ impl Outbox for PgStore {
         Ok(())
     }
 
-    async fn fetch(&self, limit: usize) -> Result<Vec<Pending>, StoreError> {
+    async fn fetch(&self, limit: usize, now: Timestamp) -> Result<Vec<Pending>, StoreError> {
         let (outbox, events) = (&self.sql.outbox, &self.sql.events);
         let columns = super::schema::EVENT_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
         // Within a stream, positions follow versions (a version is appended only after
@@ -82,7 +82,7 @@ impl Outbox for PgStore {
              ) e ON true
              ORDER BY o.position"
         )))
-        .bind(now_micros())
+        .bind(now.as_unix_micros())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(self.pool())
         .await
@@ -92,14 +92,19 @@ impl Outbox for PgStore {
             let position: i64 = row.try_get(0).map_err(backend)?;
             let attempts: i32 = row.try_get(3).map_err(backend)?;
             let missing: Option<i64> = row.try_get(4).map_err(backend)?;
+            let outbox_position = stored::count(position, "outbox position")
+                .map_err(|reason| StoreError::Corrupt { location: format!("table {outbox}"), reason })?;
+            let read_attempts = stored::attempts(attempts.into());
             let event = if missing.is_none() {
                 Err(format!("outbox row {position} has no event"))
+            } else if let Err(reason) = &read_attempts {
+                Err(format!("outbox row {position}: {reason}"))
             } else {
                 event_from_offset_row(&row).map_err(|error| error.to_string())
             };
             pending.push(Pending {
-                position: u64::try_from(position).unwrap_or(0),
-                attempts: u32::try_from(attempts).unwrap_or(0),
+                position: outbox_position,
+                attempts: read_attempts.unwrap_or(0),
                 event: match event {
                     Ok(event) => Ok(event),
                     Err(error) => Err(Unreadable {
@@ -195,6 +200,7 @@ impl Outbox for PgStore {
         .fetch_one(self.pool())
         .await
         .map_err(backend)?;
+        let corrupt = |reason: String| StoreError::Corrupt { location: format!("table {outbox}"), reason };
         let parked = sqlx::query(AssertSqlSafe(format!(
             "SELECT position, stream_type, stream_id, attempts, COALESCE(last_error, '') FROM {outbox} WHERE parked ORDER BY position"
         )))
@@ -204,18 +210,17 @@ impl Outbox for PgStore {
         .iter()
         .map(|row| {
             Ok(Parked {
-                position: u64::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0),
-                stream_type: row.try_get(1)?,
-                stream_id: row.try_get(2)?,
-                attempts: u32::try_from(row.try_get::<i32, _>(3)?).unwrap_or(0),
-                last_error: row.try_get(4)?,
+                position: stored::count(row.try_get(0).map_err(backend)?, "outbox position").map_err(corrupt)?,
+                stream_type: row.try_get(1).map_err(backend)?,
+                stream_id: row.try_get(2).map_err(backend)?,
+                attempts: stored::attempts(row.try_get::<i32, _>(3).map_err(backend)?.into()).map_err(corrupt)?,
+                last_error: row.try_get(4).map_err(backend)?,
             })
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()
-        .map_err(backend)?;
+        .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(OutboxStatus {
-            pending: u64::try_from(row.try_get::<i64, _>(0).map_err(backend)?).unwrap_or(0),
-            retrying: u64::try_from(row.try_get::<i64, _>(1).map_err(backend)?).unwrap_or(0),
+            pending: stored::count(row.try_get(0).map_err(backend)?, "count").map_err(corrupt)?,
+            retrying: stored::count(row.try_get(1).map_err(backend)?, "count").map_err(corrupt)?,
             parked,
             oldest_pending: row.try_get::<Option<i64>, _>(2).map_err(backend)?.map(Timestamp::from_unix_micros),
         })

@@ -17,13 +17,14 @@ use std::ops::Deref;
 use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, PgConnection, Row};
+use tracing::Instrument;
 
 use super::{PgStore, backend};
 use crate::clock::now_micros;
 use crate::projection::{
     Checkpoint, HandlerError, OnError, PositionDisplay, ProjectionError, ProjectionReport, Settings,
 };
-use crate::store::{Cursor, StoreError, StoredEvent};
+use crate::store::{Cursor, StoreError, StoredEvent, stored};
 
 /// A read model fed from the global log of a [`PgStore`].
 ///
@@ -130,7 +131,7 @@ impl<P: Projection> ProjectionRunner<P> {
         .fetch_optional(self.store.pool())
         .await
         .map_err(backend)?;
-        row.map(|row| checkpoint_from_row(&row)).transpose()
+        row.map(|row| checkpoint_from_row(&row, &self.name)).transpose()
     }
 
     /// Empties the read model and deletes the checkpoint, in one transaction.
@@ -161,7 +162,10 @@ impl<P: Projection> ProjectionRunner<P> {
     /// returned.
     pub async fn run_once(&mut self) -> Result<ProjectionReport, ProjectionError> {
         let span = tracing::debug_span!("projection", name = %self.name);
-        let _entered = span.enter();
+        self.pass().instrument(span).await
+    }
+
+    async fn pass(&mut self) -> Result<ProjectionReport, ProjectionError> {
         let sql = std::sync::Arc::clone(&self.store.sql);
         let mut tx = self.store.pool().begin().await.map_err(|e| self.store_error(backend(e)))?;
         let checkpoint = self.lock_checkpoint(&mut tx).await?;
@@ -173,23 +177,32 @@ impl<P: Projection> ProjectionRunner<P> {
                 reason: format!("setup failed: {e}"),
             })?;
         }
-        let events = super::read_all(&sql, &mut tx, checkpoint.cursor, self.settings.batch_size)
+        // Row by row: an unreadable row fails alone, and the policy decides.
+        let rows = super::read_log(&sql, &mut tx, checkpoint.cursor, self.settings.batch_size)
             .await
             .map_err(|e| self.store_error(e))?;
         let mut report = ProjectionReport { checkpoint: start, ..ProjectionReport::default() };
         let mut stopped = None;
-        for event in events {
-            match self.apply_one(&mut tx, &event).await {
+        for (cursor, row) in rows {
+            let outcome = match &row {
+                Ok(event) => self.apply_one(&mut tx, event).await,
+                Err(error) => Err(ProjectionError::Unreadable {
+                    projection: self.name.clone(),
+                    position: PositionDisplay(cursor.position),
+                    reason: error.to_string(),
+                }),
+            };
+            match outcome {
                 Ok(()) => report.applied += 1,
                 Err(error @ ProjectionError::Store { .. }) => return Err(error),
                 Err(error) if self.settings.on_error == OnError::RecordAndSkip => {
-                    tracing::warn!(projection = %self.name, position = event.cursor.position, %error, "skipping event");
+                    tracing::warn!(projection = %self.name, position = cursor.position, %error, "skipping event");
                     sqlx::query(AssertSqlSafe(format!(
                         "INSERT INTO {} (position, consumer, reason, skipped_at) VALUES ($1, $2, $3, $4)
                          ON CONFLICT (position) DO UPDATE SET consumer = excluded.consumer, reason = excluded.reason",
                         sql.skipped
                     )))
-                    .bind(i64::try_from(event.cursor.position).unwrap_or(i64::MAX))
+                    .bind(i64::try_from(cursor.position).unwrap_or(i64::MAX))
                     .bind(format!("projection:{}", self.name))
                     .bind(error.to_string().replace('\0', "\u{FFFD}"))
                     .bind(now_micros())
@@ -203,7 +216,7 @@ impl<P: Projection> ProjectionRunner<P> {
                     break;
                 }
             }
-            report.checkpoint = Some(Checkpoint { cursor: event.cursor, event_id: Some(event.event_id) });
+            report.checkpoint = Some(Checkpoint { cursor, event_id: row.as_ref().ok().map(|event| event.event_id) });
         }
         if let Some(new) = report.checkpoint.filter(|new| Some(*new) != start) {
             sqlx::query(AssertSqlSafe(format!(
@@ -245,7 +258,7 @@ impl<P: Projection> ProjectionRunner<P> {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| self.store_error(backend(e)))?;
-        checkpoint_from_row(&row).map_err(|e| self.store_error(e))
+        checkpoint_from_row(&row, &self.name).map_err(|e| self.store_error(e))
     }
 
     async fn apply_one(&mut self, tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ProjectionError> {
@@ -271,7 +284,9 @@ impl<P: Projection> ProjectionRunner<P> {
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| self.store_error(backend(e)))?;
-            let expected = u64::try_from(before).unwrap_or(0) + 1;
+            let expected = stored::current_version(before)
+                .map_err(|reason| failed(format!("stream {}: {reason}", event.stream_id)))?
+                + 1;
             if expected != event.stream_version {
                 return Err(failed(format!(
                     "stream {}: expected version {expected}, got {}",
@@ -331,11 +346,15 @@ impl<P: Projection> ProjectionRunner<P> {
     }
 }
 
-fn checkpoint_from_row(row: &sqlx::postgres::PgRow) -> Result<Checkpoint, StoreError> {
+fn checkpoint_from_row(row: &sqlx::postgres::PgRow, name: &str) -> Result<Checkpoint, StoreError> {
     let transaction: String = row.try_get(0).map_err(backend)?;
     let position: i64 = row.try_get(1).map_err(backend)?;
+    let corrupt = |reason: String| StoreError::Corrupt { location: format!("checkpoint of projection {name}"), reason };
     Ok(Checkpoint {
-        cursor: Cursor { commit: transaction.parse().unwrap_or(0), position: u64::try_from(position).unwrap_or(0) },
+        cursor: Cursor {
+            commit: stored::commit(&transaction).map_err(corrupt)?,
+            position: stored::count(position, "checkpoint position").map_err(corrupt)?,
+        },
         event_id: row.try_get(2).map_err(backend)?,
     })
 }

@@ -46,15 +46,20 @@ impl Sql {
                  SELECT stream_version, transaction_id FROM {events}
                  WHERE stream_type = $1 AND stream_id = $2
                  ORDER BY stream_version DESC LIMIT 1
+             ), first AS (
+                 SELECT stream_version FROM {events}
+                 WHERE stream_type = $1 AND stream_id = $2
+                 ORDER BY stream_version LIMIT 1
              ), current AS (
                  SELECT COALESCE((SELECT stream_version FROM last), 0) AS version,
+                        COALESCE((SELECT stream_version FROM first), 1) AS lowest,
                         COALESCE((SELECT transaction_id > pg_current_xact_id() FROM last), false) AS younger_writer
              ), inserted AS (
                  INSERT INTO {events} (event_id, stream_type, stream_id, stream_version, event_type, schema_version, occurred_at, metadata, payload)
                  SELECT e.event_id, $1, $2, current.version + e.ord, e.event_type, e.schema_version, e.occurred_at, e.metadata, e.payload
                  FROM current, UNNEST($4::uuid[], $5::text[], $6::int4[], $7::int8[], $8::text[], $9::text[])
                       WITH ORDINALITY AS e(event_id, event_type, schema_version, occurred_at, metadata, payload, ord)
-                 WHERE ($3::int8 IS NULL OR current.version = $3) AND NOT current.younger_writer
+                 WHERE ($3::int8 IS NULL OR current.version = $3) AND NOT current.younger_writer AND current.lowest >= 1
                  ORDER BY e.ord
                  RETURNING position, stream_version
              ), queued AS (
@@ -62,12 +67,17 @@ impl Sql {
              )
              SELECT current.version, current.younger_writer, pg_current_xact_id()::text,
                     COALESCE((SELECT array_agg(position ORDER BY stream_version) FROM inserted), '{{}}'),
-                    pg_notify($10, '')::text
+                    pg_notify($10, '')::text, current.lowest
              FROM current"
         );
+        // Rows below version 1 are read too, to be refused: never written by the
+        // library, they would otherwise hide from every reader of the stream. Two
+        // index ranges, merged.
         let read_stream = format!(
-            "SELECT {EVENT_COLUMNS} FROM {events}
-             WHERE stream_type = $1 AND stream_id = $2 AND stream_version >= $3 ORDER BY stream_version"
+            "SELECT {EVENT_COLUMNS} FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version < 1
+             UNION ALL
+             SELECT {EVENT_COLUMNS} FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version >= $3
+             ORDER BY stream_version"
         );
         // Commit-order-safe: only transactions below the snapshot's xmin, which have
         // all finished, are read; a transaction still running (even one that took its
@@ -78,13 +88,19 @@ impl Sql {
                AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
              ORDER BY {events}.transaction_id, {events}.position LIMIT $3"
         );
+        let load_columns = "transaction_id::text::int8 AS commit_number, position, event_id, stream_version, event_type, schema_version, occurred_at, metadata, payload";
         let load_stream = format!(
-            "SELECT transaction_id::text::int8, position, event_id, stream_version, event_type, schema_version, occurred_at, metadata, payload
-             FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version > $3 ORDER BY stream_version"
+            "SELECT {load_columns} FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version < 1
+             UNION ALL
+             SELECT {load_columns} FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version > $3
+             ORDER BY stream_version"
         );
+        let bare_columns = "stream_version, event_type, schema_version, payload";
         let load_stream_bare = format!(
-            "SELECT stream_version, event_type, schema_version, payload
-             FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version > $3 ORDER BY stream_version"
+            "SELECT {bare_columns} FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version < 1
+             UNION ALL
+             SELECT {bare_columns} FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version > $3
+             ORDER BY stream_version"
         );
         Ok(Self {
             prefix: prefix.to_owned(),
@@ -190,8 +206,8 @@ impl Sql {
             .await
             .map_err(super::backend)?;
         let migrations = self.migrations();
-        crate::store::check_schema_version(i64::from(current), migrations.len(), "postgres")?;
-        for (version, sql) in (1..).zip(&migrations).skip(usize::try_from(current).unwrap_or(0)) {
+        let applied = crate::store::check_schema_version(i64::from(current), migrations.len(), "postgres")?;
+        for (version, sql) in (1..).zip(&migrations).skip(applied) {
             sqlx::raw_sql(AssertSqlSafe(sql.clone())).execute(&mut *tx).await.map_err(super::backend)?;
             sqlx::query(AssertSqlSafe(format!("INSERT INTO {schema} (version, applied_at) VALUES ($1, $2)")))
                 .bind(version)

@@ -192,7 +192,9 @@ impl SqliteStore {
             .query_row(&format!("SELECT COALESCE(MAX(position), 0) FROM {}", tables.events), [], |row| row.get(0))
             .map_err(backend)?;
         let readers = (0..options.readers).map(|_| options.connect(true)).collect::<Result<Vec<_>, _>>()?;
-        let (head, _) = watch::channel(u64::try_from(head).unwrap_or(0));
+        let head = stored::count(head, "position")
+            .map_err(|reason| StoreError::Corrupt { location: format!("table {}", tables.events), reason })?;
+        let (head, _) = watch::channel(head);
         Ok(Self {
             shared: Arc::new(Shared {
                 tables,
@@ -352,6 +354,7 @@ impl SqliteTransaction<'_> {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Appended, StoreError> {
+        crate::store::check_append(stream_type, stream_id, &events)?;
         // All of one append or none of it, even when the caller goes on with the
         // transaction after an error.
         let statement = |sql: &str| self.tx.prepare_cached(sql).and_then(|mut statement| statement.execute([]));
@@ -383,17 +386,27 @@ fn append(
 ) -> Result<Appended, StoreError> {
     let span = tracing::debug_span!("append", stream_type, stream_id, events = events.len());
     let _entered = span.enter();
-    let actual: i64 = tx
+    // The lowest version too: a row below 1, written behind the library's back,
+    // would otherwise hide from every load. Two index probes.
+    let (actual, lowest): (Option<i64>, Option<i64>) = tx
         .prepare_cached(&format!(
-            "SELECT COALESCE(MAX(stream_version), 0) FROM {} WHERE stream_type = ?1 AND stream_id = ?2",
-            tables.events
+            "SELECT (SELECT MAX(stream_version) FROM {events} WHERE stream_type = ?1 AND stream_id = ?2),
+                    (SELECT MIN(stream_version) FROM {events} WHERE stream_type = ?1 AND stream_id = ?2)",
+            events = tables.events
         ))
-        .and_then(|mut statement| statement.query_row(params![stream_type, stream_id], |row| row.get(0)))
+        .and_then(|mut statement| {
+            statement.query_row(params![stream_type, stream_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        })
         .map_err(backend)?;
-    let actual = u64::try_from(actual).map_err(|_| StoreError::Corrupt {
-        location: format!("stream {stream_type}/{stream_id}"),
-        reason: format!("negative stream version {actual}"),
-    })?;
+    let corrupt_at = |version: i64| StoreError::Corrupt {
+        location: format!("stream {stream_type}/{stream_id}, version {version}"),
+        reason: format!("stream version {version}: versions start at 1"),
+    };
+    if let Some(lowest) = lowest.filter(|lowest| *lowest < 1) {
+        return Err(corrupt_at(lowest));
+    }
+    let actual = actual.unwrap_or(0);
+    let actual = stored::current_version(actual).map_err(|_| corrupt_at(actual))?;
     if !expected.matches(actual) {
         return Err(StoreError::Conflict {
             stream_type: stream_type.to_owned(),
@@ -415,6 +428,7 @@ fn append(
             tables.outbox
         ))
         .map_err(backend)?;
+    let sent = events.len();
     let mut cursors = Vec::with_capacity(events.len());
     for (version, event) in (actual + 1..).zip(events) {
         let metadata = if event.metadata.is_empty() {
@@ -446,24 +460,39 @@ fn append(
                 event.payload,
             ])
             .map_err(|error| match error.sqlite_error_code() {
-                Some(rusqlite::ErrorCode::ConstraintViolation)
-                    if error.to_string().ends_with(&format!("{}.event_id", tables.events)) =>
-                {
-                    StoreError::DuplicateEventId { event_id: event.event_id }
-                }
-                Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict {
-                    stream_type: stream_type.to_owned(),
-                    stream_id: stream_id.to_owned(),
-                    expected,
-                    actual,
+                // Which constraint failed is told by asking, not by reading the
+                // message: only on this error path.
+                Some(rusqlite::ErrorCode::ConstraintViolation) => match id_is_stored(tx, tables, event.event_id) {
+                    Ok(true) => StoreError::DuplicateEventId { event_id: event.event_id },
+                    Ok(false) => StoreError::Conflict {
+                        stream_type: stream_type.to_owned(),
+                        stream_id: stream_id.to_owned(),
+                        expected,
+                        actual,
+                    },
+                    Err(_) => backend(error),
                 },
                 _ => backend(error),
             })?;
         let position = tx.last_insert_rowid();
         insert_outbox.execute(params![position, stream_type, stream_id]).map_err(backend)?;
-        cursors.push(Cursor::at_position(u64::try_from(position).unwrap_or(0)));
+        let position = stored::position(position).map_err(|reason| StoreError::Corrupt {
+            location: format!("stream {stream_type}/{stream_id}, version {version}"),
+            reason,
+        })?;
+        cursors.push(Cursor::at_position(position));
     }
+    crate::store::check_written(stream_type, stream_id, sent, cursors.len())?;
     Ok(Appended { version: actual + cursors.len() as u64, cursors })
+}
+
+/// Whether an event with this id is stored (or written earlier in this transaction).
+fn id_is_stored(tx: &rusqlite::Transaction<'_>, tables: &Tables, event_id: Uuid) -> rusqlite::Result<bool> {
+    tx.query_row(
+        &format!("SELECT EXISTS (SELECT 1 FROM {} WHERE event_id = ?1)", tables.events),
+        [event_id.as_bytes()],
+        |row| row.get(0),
+    )
 }
 
 pub(crate) const EVENT_COLUMNS: &str = "position, event_id, stream_type, stream_id, stream_version, event_type, schema_version, occurred_at, metadata, payload";
@@ -472,22 +501,28 @@ pub(crate) const EVENT_COLUMNS: &str = "position, event_id, stream_type, stream_
 /// never have written.
 pub(crate) fn event_from_row(row: &Row<'_>, at: usize) -> Result<StoredEvent, StoreError> {
     let position: i64 = row.get(at).map_err(backend)?;
-    let corrupt = |reason: String| StoreError::Corrupt { location: format!("position {position}"), reason };
+    let stream_type: String = row.get(at + 2).map_err(backend)?;
+    let stream_id: String = row.get(at + 3).map_err(backend)?;
+    let stream_version: i64 = row.get(at + 4).map_err(backend)?;
+    let corrupt = |reason: String| StoreError::Corrupt {
+        location: stored::event_location(&stream_type, &stream_id, stream_version, position),
+        reason,
+    };
     let id: Vec<u8> = row.get(at + 1).map_err(backend)?;
     let event_id = Uuid::from_slice(&id).map_err(|_| corrupt(format!("event id is {} bytes, not 16", id.len())))?;
-    let stream_version: i64 = row.get(at + 4).map_err(backend)?;
     let schema_version: i64 = row.get(at + 6).map_err(|error| corrupt(format!("schema version: {error}")))?;
     let metadata: Option<String> = row.get(at + 8).map_err(backend)?;
+    let stream_version = stored::version(stream_version).map_err(&corrupt)?;
     Ok(StoredEvent {
         event_id,
-        stream_type: row.get(at + 2).map_err(backend)?,
-        stream_id: row.get(at + 3).map_err(backend)?,
-        stream_version: stored::version(stream_version).map_err(corrupt)?,
-        cursor: Cursor::at_position(stored::position(position).map_err(corrupt)?),
+        stream_type: stream_type.clone(),
+        stream_id: stream_id.clone(),
+        stream_version,
+        cursor: Cursor::at_position(stored::position(position).map_err(&corrupt)?),
         event_type: row.get(at + 5).map_err(backend)?,
-        schema_version: stored::schema_version(schema_version).map_err(corrupt)?,
+        schema_version: stored::schema_version(schema_version).map_err(&corrupt)?,
         occurred_at: Timestamp::from_unix_micros(row.get(at + 7).map_err(backend)?),
-        metadata: stored::metadata(metadata.as_deref()).map_err(corrupt)?,
+        metadata: stored::metadata(metadata.as_deref()).map_err(&corrupt)?,
         payload: row.get(at + 9).map_err(|error| corrupt(format!("payload: {error}")))?,
     })
 }
@@ -529,6 +564,7 @@ impl EventStore for SqliteStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Appended, StoreError> {
+        crate::store::check_append(stream_type, stream_id, &events)?;
         let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
         // The append is the whole transaction here: a failure rolls all of it back,
         // so it needs no savepoint of its own.
@@ -548,13 +584,19 @@ impl EventStore for SqliteStore {
         stream_id: &str,
         from_version: u64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
+        crate::store::check_stream(stream_type, stream_id)?;
         let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
         let from = i64::try_from(from_version).unwrap_or(i64::MAX);
         self.read_with_tables(move |connection, tables| {
             let mut statement = connection
                 .prepare_cached(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM {} WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version >= ?3 ORDER BY stream_version",
-                    tables.events
+                    // Rows below version 1 are read too, to be refused: never written by
+                    // the library, they would otherwise hide. Two index ranges, merged.
+                    "SELECT {EVENT_COLUMNS} FROM {events} WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version < 1
+                     UNION ALL
+                     SELECT {EVENT_COLUMNS} FROM {events} WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version >= ?3
+                     ORDER BY stream_version",
+                    events = tables.events
                 ))
                 .map_err(backend)?;
             collect_events(&mut statement, params![stream_type, stream_id, from])
@@ -569,12 +611,14 @@ impl EventStore for SqliteStore {
     /// Folds right on the reader thread, decoding each payload from the row's own
     /// buffer: no copy of the stream is made on the way.
     async fn load<A: Aggregate>(&self, stream_id: &str) -> Result<Loaded<A>, LoadError> {
+        crate::store::check_stream(A::stream_type(), stream_id)?;
         let loaded = crate::snapshot::starting_point::<A, Self>(self, stream_id).await?;
         let shared = Arc::clone(&self.shared);
         self.shared.readers.run(move |connection| fold_stream::<A>(connection, &shared.tables, loaded)).await?
     }
 
     async fn read_snapshot(&self, stream_type: &str, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        crate::store::check_stream(stream_type, stream_id)?;
         let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
         self.read_with_tables(move |connection, tables| {
             let row: Option<(i64, i64, String)> = connection
@@ -588,16 +632,24 @@ impl EventStore for SqliteStore {
                         .optional()
                 })
                 .map_err(backend)?;
-            Ok(row.map(|(version, schema, state)| Snapshot {
-                stream_version: u64::try_from(version).unwrap_or(0),
-                schema_version: u32::try_from(schema).unwrap_or(u32::MAX),
-                state,
-            }))
+            row.map(|(version, schema, state)| {
+                let corrupt = |reason: String| StoreError::Corrupt {
+                    location: format!("snapshot of stream {stream_type}/{stream_id}"),
+                    reason,
+                };
+                Ok(Snapshot {
+                    stream_version: stored::snapshot_version(version).map_err(corrupt)?,
+                    schema_version: stored::schema_version(schema).map_err(corrupt)?,
+                    state,
+                })
+            })
+            .transpose()
         })
         .await
     }
 
     async fn write_snapshot(&self, stream_type: &str, stream_id: &str, snapshot: Snapshot) -> Result<(), StoreError> {
+        crate::store::check_stream(stream_type, stream_id)?;
         let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
         self.write_with_tables(move |tx, tables| {
             tx.execute(
@@ -626,7 +678,9 @@ impl EventStore for SqliteStore {
     }
 }
 
-/// Folds the events after `loaded`'s version on the reader thread.
+/// Folds the events after `loaded`'s version on the reader thread. Rows below
+/// version 1 are read too (first, in a second index range merged in), so that they are
+/// refused as corrupt rather than hide from the load.
 fn fold_stream<A: Aggregate>(
     connection: &Connection,
     tables: &Tables,
@@ -647,36 +701,43 @@ fn fold_with_envelopes<A: Aggregate>(
 ) -> Result<Loaded<A>, LoadError> {
     let mut statement = connection
         .prepare_cached(&format!(
-            "SELECT position, event_id, stream_version, event_type, schema_version, occurred_at, metadata, payload
-             FROM {} WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version > ?3 ORDER BY stream_version",
-            tables.events
+            "SELECT {columns} FROM {events} WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version < 1
+             UNION ALL
+             SELECT {columns} FROM {events} WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version > ?3
+             ORDER BY stream_version",
+            columns = "position, event_id, stream_version, event_type, schema_version, occurred_at, metadata, payload",
+            events = tables.events
         ))
         .map_err(backend)?;
     let after = i64::try_from(loaded.version()).unwrap_or(i64::MAX);
     let mut rows = statement.query(params![A::stream_type(), loaded.stream_id(), after]).map_err(backend)?;
     while let Some(row) = rows.next().map_err(backend)? {
         let position: i64 = row.get(0).map_err(backend)?;
-        let corrupt = |reason: String| StoreError::Corrupt { location: format!("position {position}"), reason };
+        let stream_version: i64 = row.get(2).map_err(backend)?;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            location: stored::event_location(A::stream_type(), loaded.stream_id(), stream_version, position),
+            reason,
+        };
         let text = |index: usize| -> Result<&str, StoreError> {
             row.get_ref(index).map_err(backend)?.as_str().map_err(|error| corrupt(format!("column {index}: {error}")))
         };
         let id = row.get_ref(1).map_err(backend)?.as_blob().map_err(|error| corrupt(format!("event id: {error}")))?;
-        let stream_version: i64 = row.get(2).map_err(backend)?;
         let metadata = match row.get_ref(6).map_err(backend)? {
             rusqlite::types::ValueRef::Null => None,
             _ => Some(text(6)?),
         };
         let schema_version: i64 = row.get(4).map_err(|error| corrupt(format!("schema version: {error}")))?;
-        loaded.fold_parts(EventParts {
+        let parts = EventParts {
             event_id: Uuid::from_slice(id).map_err(|_| corrupt(format!("event id is {} bytes, not 16", id.len())))?,
-            stream_version: stored::version(stream_version).map_err(corrupt)?,
-            cursor: Cursor::at_position(stored::position(position).map_err(corrupt)?),
+            stream_version: stored::version(stream_version).map_err(&corrupt)?,
+            cursor: Cursor::at_position(stored::position(position).map_err(&corrupt)?),
             event_type: text(3)?,
-            schema_version: stored::schema_version(schema_version).map_err(corrupt)?,
+            schema_version: stored::schema_version(schema_version).map_err(&corrupt)?,
             occurred_at: Timestamp::from_unix_micros(row.get(5).map_err(backend)?),
-            metadata: stored::metadata(metadata).map_err(corrupt)?,
+            metadata: stored::metadata(metadata).map_err(&corrupt)?,
             payload: text(7)?,
-        })?;
+        };
+        loaded.fold_parts(parts)?;
     }
     Ok(loaded)
 }
@@ -691,9 +752,12 @@ fn fold_bare<A: Aggregate>(
 ) -> Result<Loaded<A>, LoadError> {
     let mut statement = connection
         .prepare_cached(&format!(
-            "SELECT stream_version, event_type, schema_version, payload
-             FROM {} WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version > ?3 ORDER BY stream_version",
-            tables.events
+            "SELECT {columns} FROM {events} WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version < 1
+             UNION ALL
+             SELECT {columns} FROM {events} WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version > ?3
+             ORDER BY stream_version",
+            columns = "stream_version, event_type, schema_version, payload",
+            events = tables.events
         ))
         .map_err(backend)?;
     let after = i64::try_from(loaded.version()).unwrap_or(i64::MAX);

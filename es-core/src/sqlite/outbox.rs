@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use super::{EVENT_COLUMNS, SqliteStore, backend, event_from_row, now_micros};
 use crate::clock::Timestamp;
 use crate::relay::{Outbox, OutboxStatus, Parked, Pending, Unreadable};
-use crate::store::StoreError;
+use crate::store::{StoreError, stored};
 
 /// `blocked_until` of a parked row: never by itself.
 const PARKED: i64 = i64::MAX;
@@ -49,7 +49,7 @@ impl Outbox for SqliteStore {
         .await
     }
 
-    async fn fetch(&self, limit: usize) -> Result<Vec<Pending>, StoreError> {
+    async fn fetch(&self, limit: usize, now: Timestamp) -> Result<Vec<Pending>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read_with_tables(move |connection, tables| {
             let (outbox, events) = (&tables.outbox, &tables.events);
@@ -85,14 +85,19 @@ impl Outbox for SqliteStore {
                      LIMIT ?2"
                 ))
                 .map_err(backend)?;
-            let mut rows = statement.query(params![now_micros(), limit]).map_err(backend)?;
+            let mut rows = statement.query(params![now.as_unix_micros(), limit]).map_err(backend)?;
             let mut pending = Vec::new();
             while let Some(row) = rows.next().map_err(backend)? {
                 let position: i64 = row.get(0).map_err(backend)?;
                 let attempts: i64 = row.get(1).map_err(backend)?;
                 let missing: bool = row.get(2).map_err(backend)?;
+                let outbox_position = stored::count(position, "outbox position")
+                    .map_err(|reason| StoreError::Corrupt { location: format!("table {outbox}"), reason })?;
+                let read_attempts = stored::attempts(attempts);
                 let event = match if missing {
                     Err(format!("outbox row {position} has no event"))
+                } else if let Err(reason) = &read_attempts {
+                    Err(format!("outbox row {position}: {reason}"))
                 } else {
                     event_from_row(row, 3).map_err(|error| error.to_string())
                 } {
@@ -106,11 +111,7 @@ impl Outbox for SqliteStore {
                         )
                         .map_err(backend)?),
                 };
-                pending.push(Pending {
-                    position: u64::try_from(position).unwrap_or(0),
-                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                    event,
-                });
+                pending.push(Pending { position: outbox_position, attempts: read_attempts.unwrap_or(0), event });
             }
             Ok(pending)
         })
@@ -219,21 +220,26 @@ impl Outbox for SqliteStore {
                     tables.outbox
                 ))
                 .map_err(backend)?;
-            let parked = statement
-                .query_map([], |row| {
-                    Ok(Parked {
-                        position: u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
-                        stream_type: row.get(1)?,
-                        stream_id: row.get(2)?,
-                        attempts: u32::try_from(row.get::<_, i64>(3)?).unwrap_or(u32::MAX),
-                        last_error: row.get(4)?,
-                    })
-                })
+            let corrupt = |reason: String| StoreError::Corrupt { location: format!("table {}", tables.outbox), reason };
+            let rows: Vec<(i64, String, String, i64, String)> = statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))
                 .and_then(Iterator::collect)
                 .map_err(backend)?;
+            let parked = rows
+                .into_iter()
+                .map(|(position, stream_type, stream_id, attempts, last_error)| {
+                    Ok(Parked {
+                        position: stored::count(position, "outbox position").map_err(corrupt)?,
+                        stream_type,
+                        stream_id,
+                        attempts: stored::attempts(attempts).map_err(corrupt)?,
+                        last_error,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
             Ok(OutboxStatus {
-                pending: u64::try_from(pending).unwrap_or(0),
-                retrying: u64::try_from(retrying).unwrap_or(0),
+                pending: stored::count(pending, "count").map_err(corrupt)?,
+                retrying: stored::count(retrying, "count").map_err(corrupt)?,
                 parked,
                 oldest_pending: oldest.map(Timestamp::from_unix_micros),
             })

@@ -17,7 +17,7 @@ use super::{EVENT_COLUMNS, SqliteStore, Tables, backend, event_from_row, now_mic
 use crate::projection::{
     Checkpoint, HandlerError, OnError, PositionDisplay, ProjectionError, ProjectionReport, Settings,
 };
-use crate::store::{Cursor, StoreError, StoredEvent};
+use crate::store::{Cursor, StoreError, StoredEvent, stored};
 
 /// A read model fed from the global log of a [`SqliteStore`].
 ///
@@ -138,7 +138,8 @@ impl<P: Projection> ProjectionRunner<P> {
                         |row| row.get(0),
                     )
                     .map_err(backend)?;
-                Ok(u64::try_from(behind).unwrap_or(0))
+                stored::count(behind, "count")
+                    .map_err(|reason| StoreError::Corrupt { location: format!("table {}", tables.events), reason })
             })
             .await
     }
@@ -243,10 +244,20 @@ fn read_checkpoint(connection: &Connection, tables: &Tables, name: &str) -> Resu
         )
         .optional()
         .map_err(backend)?;
-    Ok(row.map(|(position, event_id)| Checkpoint {
-        cursor: Cursor::at_position(u64::try_from(position).unwrap_or(0)),
-        event_id: event_id.and_then(|bytes| uuid::Uuid::from_slice(&bytes).ok()),
-    }))
+    row.map(|(position, event_id)| {
+        let corrupt =
+            |reason: String| StoreError::Corrupt { location: format!("checkpoint of projection {name}"), reason };
+        Ok(Checkpoint {
+            cursor: Cursor::at_position(stored::count(position, "checkpoint position").map_err(corrupt)?),
+            event_id: event_id
+                .map(|bytes| {
+                    uuid::Uuid::from_slice(&bytes)
+                        .map_err(|_| corrupt(format!("event id is {} bytes, not 16", bytes.len())))
+                })
+                .transpose()?,
+        })
+    })
+    .transpose()
 }
 
 fn unreadable(name: &str, position: u64, reason: String) -> ProjectionError {
@@ -273,7 +284,10 @@ fn read_batch(tx: &Connection, tables: &Tables, after: u64, limit: usize) -> Res
     let mut batch = Vec::new();
     while let Some(row) = rows.next().map_err(backend)? {
         let position: i64 = row.get(0).map_err(backend)?;
-        batch.push((u64::try_from(position).unwrap_or(0), event_from_row(row, 1).map_err(|error| error.to_string())));
+        // A row whose position is unreadable cannot be skipped past: stop there.
+        let position = stored::position(position)
+            .map_err(|reason| StoreError::Corrupt { location: format!("table {}", tables.events), reason })?;
+        batch.push((position, event_from_row(row, 1).map_err(|error| error.to_string())));
     }
     Ok(batch)
 }

@@ -116,8 +116,8 @@ impl Tables {
             .map_err(super::backend)?
             .flatten()
             .unwrap_or(0);
-        crate::store::check_schema_version(current, migrations.len(), "sqlite")?;
-        for (version, sql) in (1..).zip(&migrations).skip(usize::try_from(current).unwrap_or(0)) {
+        let applied = crate::store::check_schema_version(current, migrations.len(), "sqlite")?;
+        for (version, sql) in (1..).zip(&migrations).skip(applied) {
             let tx = connection
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(super::backend)?;

@@ -34,7 +34,7 @@ fn snapshot_items(snapshot: &super::attr::Snapshot) -> Vec<syn::ImplItem> {
         },
         syn::parse_quote! {
             fn encode_snapshot(&self) -> ::core::option::Option<::core::result::Result<::std::string::String, ::es::__private::serde_json::Error>> {
-                ::core::option::Option::Some(::es::__private::serde_json::to_string(self))
+                ::core::option::Option::Some(::es::__private::encode_snapshot(self))
             }
         },
         syn::parse_quote! {
