@@ -12,6 +12,7 @@
     reason = "a projection error names the event it stopped on; it is rare and returned once"
 )]
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Deref;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use std::time::Duration;
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 use tracing::Instrument;
 
-use super::{PgStore, backend};
+use super::{LogRow, PgStore, backend};
 use crate::clock::now_micros;
 use crate::projection::{
     Checkpoint, HandlerError, OnError, PositionDisplay, ProjectionError, ProjectionReport, Settings,
@@ -181,12 +182,17 @@ impl<P: Projection> ProjectionRunner<P> {
         let rows = super::read_log(&sql, &mut tx, checkpoint.cursor, self.settings.batch_size)
             .await
             .map_err(|e| self.store_error(e))?;
+        let gaps = self.version_gaps(&mut tx, &rows).await?;
+        // A savepoint per event only where the policy needs one: to undo a failing
+        // handler's writes alone and go on. Under `Stop`, a failure rolls the whole
+        // pass back and the events before it are applied again without it.
+        let skip = self.settings.on_error == OnError::RecordAndSkip;
         let mut report = ProjectionReport { checkpoint: start, ..ProjectionReport::default() };
-        let mut stopped = None;
-        for (cursor, row) in rows {
-            let outcome = match &row {
-                Ok(event) => self.apply_one(&mut tx, event).await,
-                Err(error) => Err(ProjectionError::Unreadable {
+        for (index, (cursor, row)) in rows.iter().enumerate() {
+            let outcome = match (row, gaps.get(&index)) {
+                (Ok(event), Some(reason)) => Err(self.failed(event, reason.clone())),
+                (Ok(event), None) => self.apply_one(&mut tx, event, skip).await,
+                (Err(error), _) => Err(ProjectionError::Unreadable {
                     projection: self.name.clone(),
                     position: PositionDisplay(cursor.position),
                     reason: error.to_string(),
@@ -195,48 +201,175 @@ impl<P: Projection> ProjectionRunner<P> {
             match outcome {
                 Ok(()) => report.applied += 1,
                 Err(error @ ProjectionError::Store { .. }) => return Err(error),
-                Err(error) if self.settings.on_error == OnError::RecordAndSkip => {
+                Err(error) if skip => {
                     tracing::warn!(projection = %self.name, position = cursor.position, %error, "skipping event");
-                    sqlx::query(AssertSqlSafe(format!(
-                        "INSERT INTO {} (position, consumer, reason, skipped_at) VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (position) DO UPDATE SET consumer = excluded.consumer, reason = excluded.reason",
-                        sql.skipped
-                    )))
-                    .bind(i64::try_from(cursor.position).unwrap_or(i64::MAX))
-                    .bind(format!("projection:{}", self.name))
-                    .bind(error.to_string().replace('\0', "\u{FFFD}"))
-                    .bind(now_micros())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.store_error(backend(e)))?;
+                    self.record_skipped(&mut tx, cursor.position, &error).await?;
                     report.skipped += 1;
                 }
                 Err(error) => {
-                    stopped = Some(error);
-                    break;
+                    drop(tx); // rolled back: the failing handler's writes with the rest
+                    return self.apply_before_failure(start, &rows[..index], error).await;
                 }
             }
-            report.checkpoint = Some(Checkpoint { cursor, event_id: row.as_ref().ok().map(|event| event.event_id) });
+            report.checkpoint = Some(Checkpoint { cursor: *cursor, event_id: row.as_ref().ok().map(|e| e.event_id) });
         }
         if let Some(new) = report.checkpoint.filter(|new| Some(*new) != start) {
-            sqlx::query(AssertSqlSafe(format!(
-                "UPDATE {} SET transaction_id = $2::text::xid8, position = $3, event_id = $4, updated_at = $5 WHERE projection = $1",
-                sql.checkpoints
-            )))
-            .bind(&self.name)
-            .bind(new.cursor.commit.to_string())
-            .bind(i64::try_from(new.cursor.position).unwrap_or(i64::MAX))
-            .bind(new.event_id)
-            .bind(now_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.store_error(backend(e)))?;
+            self.move_checkpoint(&mut tx, new).await?;
         }
         tx.commit().await.map_err(|e| self.store_error(backend(e)))?;
         self.ready = true;
-        match stopped {
-            Some(error) => Err(error),
-            None => Ok(report),
+        Ok(report)
+    }
+
+    /// Under [`OnError::Stop`], after a pass failed on an event: applies the events
+    /// before it again in a new transaction and commits them with the checkpoint, so
+    /// that what came before the failing event commits; returns the failure.
+    async fn apply_before_failure(
+        &mut self,
+        start: Option<Checkpoint>,
+        before: &[LogRow],
+        failure: ProjectionError,
+    ) -> Result<ProjectionReport, ProjectionError> {
+        if before.is_empty() {
+            return Err(failure);
+        }
+        let mut tx = self.store.pool().begin().await.map_err(|e| self.store_error(backend(e)))?;
+        let checkpoint = self.lock_checkpoint(&mut tx).await?;
+        if (checkpoint.cursor.position != 0 || start.is_some()) && Some(checkpoint) != start {
+            // Another runner moved on meanwhile; it meets the same event.
+            return Err(failure);
+        }
+        if !self.ready {
+            // The failed pass's setup was rolled back with it.
+            self.projection.setup(&mut tx).await.map_err(|e| ProjectionError::Unreadable {
+                projection: self.name.clone(),
+                position: PositionDisplay(0),
+                reason: format!("setup failed: {e}"),
+            })?;
+        }
+        let mut last = None;
+        for (cursor, row) in before {
+            let Ok(event) = row else { return Err(failure) };
+            self.apply_one(&mut tx, event, false).await?;
+            last = Some(Checkpoint { cursor: *cursor, event_id: Some(event.event_id) });
+        }
+        if let Some(new) = last {
+            self.move_checkpoint(&mut tx, new).await?;
+        }
+        tx.commit().await.map_err(|e| self.store_error(backend(e)))?;
+        self.ready = true;
+        Err(failure)
+    }
+
+    async fn move_checkpoint(&self, tx: &mut PgConnection, new: Checkpoint) -> Result<(), ProjectionError> {
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {} SET transaction_id = $2::text::xid8, position = $3, event_id = $4, updated_at = $5 WHERE projection = $1",
+            self.store.sql.checkpoints
+        )))
+        .bind(&self.name)
+        .bind(new.cursor.commit.to_string())
+        .bind(i64::try_from(new.cursor.position).unwrap_or(i64::MAX))
+        .bind(new.event_id)
+        .bind(now_micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.store_error(backend(e)))?;
+        Ok(())
+    }
+
+    async fn record_skipped(
+        &self,
+        tx: &mut PgConnection,
+        position: u64,
+        error: &ProjectionError,
+    ) -> Result<(), ProjectionError> {
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {} (position, consumer, reason, skipped_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (position) DO UPDATE SET consumer = excluded.consumer, reason = excluded.reason",
+            self.store.sql.skipped
+        )))
+        .bind(i64::try_from(position).unwrap_or(i64::MAX))
+        .bind(format!("projection:{}", self.name))
+        .bind(error.to_string().replace('\0', "\u{FFFD}"))
+        .bind(now_micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.store_error(backend(e)))?;
+        Ok(())
+    }
+
+    /// The events of a batch whose stream version does not follow the one before
+    /// (a gap or a repeat written behind the library's back), by index, with the
+    /// reason. One query for the whole batch: within the batch a stream's versions
+    /// are checked against each other, and only the first event of each stream is
+    /// checked against the table.
+    async fn version_gaps(
+        &self,
+        tx: &mut PgConnection,
+        rows: &[LogRow],
+    ) -> Result<HashMap<usize, String>, ProjectionError> {
+        let mut first_of_stream = Vec::new();
+        let mut last_seen: HashMap<(&str, &str), u64> = HashMap::new();
+        let mut gaps = HashMap::new();
+        for (index, (_, row)) in rows.iter().enumerate() {
+            let Ok(event) = row else { continue };
+            match last_seen.insert((&event.stream_type, &event.stream_id), event.stream_version) {
+                Some(previous) if previous + 1 != event.stream_version => {
+                    gaps.insert(index, gap(&event.stream_id, previous + 1, event.stream_version));
+                }
+                Some(_) => {}
+                None if event.stream_version > 1 => first_of_stream.push(index),
+                None => {}
+            }
+        }
+        if first_of_stream.is_empty() {
+            return Ok(gaps);
+        }
+        let event = |index: &usize| rows[*index].1.as_ref().ok();
+        let types: Vec<&str> = first_of_stream.iter().filter_map(event).map(|e| e.stream_type.as_str()).collect();
+        let ids: Vec<&str> = first_of_stream.iter().filter_map(event).map(|e| e.stream_id.as_str()).collect();
+        let versions: Vec<i64> = first_of_stream
+            .iter()
+            .filter_map(event)
+            .map(|e| i64::try_from(e.stream_version).unwrap_or(i64::MAX))
+            .collect();
+        let before: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT (SELECT COALESCE(MAX(stream_version), 0) FROM {events}
+                     WHERE stream_type = k.stream_type AND stream_id = k.stream_id AND stream_version < k.version)
+             FROM UNNEST($1::text[], $2::text[], $3::int8[]) WITH ORDINALITY AS k(stream_type, stream_id, version, ord)
+             ORDER BY k.ord",
+            events = self.store.sql.events
+        )))
+        .bind(&types)
+        .bind(&ids)
+        .bind(&versions)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| self.store_error(backend(e)))?;
+        for (index, before) in first_of_stream.iter().zip(before) {
+            let Some(event) = event(index) else { continue };
+            match stored::current_version(before) {
+                Ok(before) if before + 1 == event.stream_version => {}
+                Ok(before) => {
+                    gaps.insert(*index, gap(&event.stream_id, before + 1, event.stream_version));
+                }
+                Err(reason) => {
+                    gaps.insert(*index, format!("stream {}: {reason}", event.stream_id));
+                }
+            }
+        }
+        Ok(gaps)
+    }
+
+    fn failed(&self, event: &StoredEvent, reason: String) -> ProjectionError {
+        ProjectionError::Event {
+            projection: self.name.clone(),
+            position: PositionDisplay(event.cursor.position),
+            stream_type: event.stream_type.clone(),
+            stream_id: event.stream_id.clone(),
+            version: event.stream_version,
+            event_type: event.event_type.clone(),
+            reason,
         }
     }
 
@@ -261,40 +394,17 @@ impl<P: Projection> ProjectionRunner<P> {
         checkpoint_from_row(&row, &self.name).map_err(|e| self.store_error(e))
     }
 
-    async fn apply_one(&mut self, tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ProjectionError> {
-        let failed = |reason: String| ProjectionError::Event {
-            projection: self.name.clone(),
-            position: PositionDisplay(event.cursor.position),
-            stream_type: event.stream_type.clone(),
-            stream_id: event.stream_id.clone(),
-            version: event.stream_version,
-            event_type: event.event_type.clone(),
-            reason,
-        };
-        let sql = &self.store.sql;
-        if event.stream_version > 1 {
-            let before: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-                "SELECT COALESCE(MAX(stream_version), 0) FROM {}
-                 WHERE stream_type = $1 AND stream_id = $2 AND stream_version < $3",
-                sql.events
-            )))
-            .bind(&event.stream_type)
-            .bind(&event.stream_id)
-            .bind(i64::try_from(event.stream_version).unwrap_or(i64::MAX))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| self.store_error(backend(e)))?;
-            let expected = stored::current_version(before)
-                .map_err(|reason| failed(format!("stream {}: {reason}", event.stream_id)))?
-                + 1;
-            if expected != event.stream_version {
-                return Err(failed(format!(
-                    "stream {}: expected version {expected}, got {}",
-                    event.stream_id, event.stream_version
-                )));
-            }
+    /// Runs the handler on one event; with `savepoint`, a failing handler's writes
+    /// are undone alone.
+    async fn apply_one(
+        &mut self,
+        tx: &mut PgConnection,
+        event: &StoredEvent,
+        savepoint: bool,
+    ) -> Result<(), ProjectionError> {
+        if !savepoint {
+            return self.projection.handle(tx, event).await.map_err(|error| self.failed(event, error.to_string()));
         }
-        // A savepoint per event: a failing handler's partial writes are undone alone.
         sqlx::query("SAVEPOINT es_event").execute(&mut *tx).await.map_err(|e| self.store_error(backend(e)))?;
         match self.projection.handle(tx, event).await {
             Ok(()) => {
@@ -309,7 +419,7 @@ impl<P: Projection> ProjectionRunner<P> {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| self.store_error(backend(e)))?;
-                Err(failed(error.to_string()))
+                Err(self.failed(event, error.to_string()))
             }
         }
     }
@@ -344,6 +454,11 @@ impl<P: Projection> ProjectionRunner<P> {
             }
         }
     }
+}
+
+/// The reason of a version gap or repeat.
+fn gap(stream_id: &str, expected: u64, found: u64) -> String {
+    format!("stream {stream_id}: expected version {expected}, got {found}")
 }
 
 fn checkpoint_from_row(row: &sqlx::postgres::PgRow, name: &str) -> Result<Checkpoint, StoreError> {
