@@ -317,9 +317,8 @@ impl<P: Projection> ProjectionRunner<P> {
                 Some(previous) if previous + 1 != event.stream_version => {
                     gaps.insert(index, gap(&event.stream_id, previous + 1, event.stream_version));
                 }
-                Some(_) => {}
                 None if event.stream_version > 1 => first_of_stream.push(index),
-                None => {}
+                Some(_) | None => {}
             }
         }
         if first_of_stream.is_empty() {
