@@ -14,3 +14,10 @@ fn aggregate() {
     t.compile_fail("tests/ui/aggregate/*.rs");
     t.pass("tests/ui/aggregate/pass/*.rs");
 }
+
+#[test]
+fn state() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/state/*.rs");
+    t.pass("tests/ui/state/pass/*.rs");
+}

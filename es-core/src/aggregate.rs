@@ -1,7 +1,7 @@
 //! Aggregates: state rebuilt as a pure fold of recorded events.
 
+use crate::__private::{CheckedDefault, CheckedState, PurityChecked};
 use crate::event::Event;
-use crate::private::PurityChecked;
 use crate::recorded::Recorded;
 use crate::snapshot::SnapshotPolicy;
 
@@ -23,6 +23,7 @@ use crate::snapshot::SnapshotPolicy;
 ///     Deposited { amount: u64 },
 /// }
 ///
+/// #[aggregate]
 /// #[derive(Debug, Default, PartialEq)]
 /// pub struct Account {
 ///     owner: String,
@@ -45,7 +46,7 @@ use crate::snapshot::SnapshotPolicy;
 /// assert_eq!(account.balance, 3);
 /// assert_eq!(Account::stream_type(), "Account");
 /// ```
-pub trait Aggregate: Default + Send + 'static + PurityChecked {
+pub trait Aggregate: Default + Send + 'static + PurityChecked + CheckedState + CheckedDefault {
     /// The events this aggregate records.
     type Event: Event;
 

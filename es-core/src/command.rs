@@ -157,6 +157,7 @@ pub struct Committed<A: Aggregate> {
 /// #[derive(Debug, Serialize, Deserialize, Event)]
 /// struct Deposited { amount: u64 }
 ///
+/// #[aggregate]
 /// #[derive(Debug, Default)]
 /// struct Account { balance: u64 }
 ///

@@ -24,7 +24,7 @@ pub mod testing;
 pub mod upcast;
 
 #[doc(hidden)]
-pub mod private;
+pub mod __private;
 
 pub use aggregate::Aggregate;
 pub use clock::{Clock, IdSource, ManualClock, RandomIds, SequentialIds, SystemClock, Timestamp};

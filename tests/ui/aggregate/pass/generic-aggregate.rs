@@ -8,6 +8,7 @@ pub enum VoteEvent {
     Voted { choice: String },
 }
 
+#[aggregate]
 #[derive(Debug)]
 pub struct Tally<K> {
     counts: BTreeMap<K, u32>,
