@@ -11,7 +11,10 @@ use crate::snapshot::SnapshotPolicy;
 /// `Default::default()`. Implement it inside `#[es::aggregate]`, which checks at
 /// compile time that `apply` is a pure fold: it may change `self` and nothing else,
 /// and may not read the clock, draw random numbers, do I/O or read the environment.
-/// (An impl without the attribute does not compile.)
+/// Put `#[es::aggregate]` on the state type too, above its `#[derive(..)]`: it checks
+/// that every field is data. The initial state is part of every replay: derive
+/// `Default`, or mark the hand-written `impl Default` `#[es::pure]`. (Without any of
+/// these proofs the impl does not compile; see `es::aggregate`.)
 ///
 /// ```
 /// use es::{aggregate, Aggregate, Event};

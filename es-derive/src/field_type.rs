@@ -186,3 +186,76 @@ impl<'a> Visit<'a> for Finder<'a, '_> {
     // An array length is an expression, not a field type.
     fn visit_expr(&mut self, _: &'a syn::Expr) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use syn::parse_quote;
+
+    use super::{Kind, find};
+
+    fn kinds(ty: &syn::Type) -> Vec<(Kind, String, bool)> {
+        find(ty, |_| true).into_iter().map(|finding| (finding.kind, finding.name, finding.in_arc)).collect()
+    }
+
+    #[test]
+    fn plain_data_has_no_findings() {
+        for ty in [
+            parse_quote!(std::collections::BTreeMap<String, Vec<(u64, [u8; 4])>>),
+            parse_quote!(Option<Box<Vec<String>>>),
+            parse_quote!(std::sync::Arc<str>),
+            parse_quote!(Arc<String>),
+            parse_quote!(Money),
+        ] {
+            assert!(kinds(&ty).is_empty(), "{}", quote::quote!(#ty));
+        }
+    }
+
+    #[test]
+    fn refused_types_are_found_wherever_they_are_nested() {
+        let ty: syn::Type = parse_quote!(Option<Vec<(String, std::cell::Cell<u64>, [Rc<str>; 2])>>);
+        assert_eq!(
+            kinds(&ty),
+            [(Kind::InteriorMutability, "Cell".to_owned(), false), (Kind::SharedOwnership, "Rc".to_owned(), false)]
+        );
+    }
+
+    #[test]
+    fn mutability_inside_an_arc_is_marked_as_shared() {
+        let ty: syn::Type = parse_quote!(Arc<RwLock<Vec<u64>>>);
+        assert_eq!(kinds(&ty), [(Kind::InteriorMutability, "RwLock".to_owned(), true)]);
+    }
+
+    #[test]
+    fn an_io_handle_is_one_finding() {
+        let ty: syn::Type = parse_quote!(std::io::BufWriter<std::fs::File>);
+        assert_eq!(kinds(&ty), [(Kind::Io, "BufWriter".to_owned(), false)]);
+    }
+
+    #[test]
+    fn atomics_and_generators_are_matched_by_prefix_and_suffix() {
+        let ty: syn::Type = parse_quote!((AtomicU64, ChaCha20Rng, Atomically, Rng));
+        assert_eq!(
+            kinds(&ty),
+            [
+                (Kind::InteriorMutability, "AtomicU64".to_owned(), false),
+                (Kind::Randomness, "ChaCha20Rng".to_owned(), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn structural_findings_stop_the_search_below_them() {
+        let ty: syn::Type = parse_quote!(Box<dyn Fn(std::cell::Cell<u8>)>);
+        assert_eq!(kinds(&ty).iter().map(|(kind, ..)| *kind).collect::<Vec<_>>(), [Kind::TraitObject]);
+        let ty: syn::Type = parse_quote!(Option<fn() -> i64>);
+        assert_eq!(kinds(&ty).iter().map(|(kind, ..)| *kind).collect::<Vec<_>>(), [Kind::FnPointer]);
+    }
+
+    #[test]
+    fn a_caller_chooses_the_kinds_it_refuses() {
+        let ty: syn::Type = parse_quote!((std::fs::File, std::sync::Mutex<u8>));
+        let only_mutability: Vec<_> =
+            find(&ty, |kind| kind == Kind::InteriorMutability).into_iter().map(|f| f.kind).collect();
+        assert_eq!(only_mutability, [Kind::InteriorMutability]);
+    }
+}
