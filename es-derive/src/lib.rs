@@ -24,7 +24,7 @@ pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
     let input = proc_macro2::TokenStream::from(input);
     // On the state type (a struct or an enum) or on `impl Aggregate for T`.
     match syn::parse2::<syn::DeriveInput>(input.clone()) {
-        Ok(state) => state::attribute(args.into(), &state).into(),
+        Ok(state) => state::attribute(&args.into(), &state).into(),
         Err(_) => aggregate::attribute(args.into(), input).into(),
     }
 }

@@ -20,10 +20,10 @@ pub struct Field<'a> {
 }
 
 impl<'a> Input<'a> {
-    pub fn from_syn(cx: &Ctxt, args: TokenStream, item: &'a syn::DeriveInput) -> Self {
+    pub fn from_syn(cx: &Ctxt, args: &TokenStream, item: &'a syn::DeriveInput) -> Self {
         if !args.is_empty() {
             cx.error_spanned_by(
-                &args,
+                args,
                 "`#[aggregate]` on the state type takes no arguments; `trust(...)` and `snapshot(...)` go on `#[aggregate]` on the `impl Aggregate` block",
             );
         }

@@ -12,7 +12,7 @@ use quote::quote;
 use self::ast::Input;
 use crate::ctxt::Ctxt;
 
-pub fn attribute(args: TokenStream, item: &syn::DeriveInput) -> TokenStream {
+pub fn attribute(args: &TokenStream, item: &syn::DeriveInput) -> TokenStream {
     let cx = Ctxt::new();
     let input = Input::from_syn(&cx, args, item);
     input.validate(&cx);
