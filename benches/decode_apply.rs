@@ -22,6 +22,7 @@ enum CartEvent {
     CheckedOut { order_id: String, total_cents: u64, coupon: Option<String> },
 }
 
+#[aggregate]
 #[derive(Debug, Default)]
 struct Cart {
     lines: u64,

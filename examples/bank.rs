@@ -44,6 +44,7 @@ enum AccountEvent {
     },
 }
 
+#[aggregate]
 #[derive(Debug, Default, PartialEq)]
 struct Account {
     owner: String,

@@ -39,6 +39,7 @@ enum CartEvent {
     Added { sku: String, quantity: u32 },
 }
 
+#[aggregate]
 #[derive(Debug, Default, PartialEq)]
 struct Cart {
     items: u32,

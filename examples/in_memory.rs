@@ -27,6 +27,7 @@ enum AccountEvent {
     },
 }
 
+#[aggregate]
 #[derive(Debug, Default, PartialEq)]
 struct Account {
     owner: String,

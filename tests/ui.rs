@@ -16,6 +16,13 @@ fn aggregate() {
 }
 
 #[test]
+fn state() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/state/*.rs");
+    t.pass("tests/ui/state/pass/*.rs");
+}
+
+#[test]
 fn command() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/command/*.rs");

@@ -25,6 +25,7 @@ pub enum AccountEvent {
     Withdrawn { amount_cents: u64, reference: String, reason: String },
 }
 
+#[aggregate]
 #[derive(Debug, Default)]
 pub struct Account {
     pub open: bool,

@@ -1,7 +1,7 @@
 //! Aggregates: state rebuilt as a pure fold of recorded events.
 
+use crate::__private::{CheckedDefault, CheckedState, PurityChecked};
 use crate::event::Event;
-use crate::private::PurityChecked;
 use crate::recorded::Recorded;
 use crate::snapshot::SnapshotPolicy;
 
@@ -11,7 +11,10 @@ use crate::snapshot::SnapshotPolicy;
 /// `Default::default()`. Implement it inside `#[es::aggregate]`, which checks at
 /// compile time that `apply` is a pure fold: it may change `self` and nothing else,
 /// and may not read the clock, draw random numbers, do I/O or read the environment.
-/// (An impl without the attribute does not compile.)
+/// Put `#[es::aggregate]` on the state type too, above its `#[derive(..)]`: it checks
+/// that every field is data. The initial state is part of every replay: derive
+/// `Default`, or mark the hand-written `impl Default` `#[es::pure]`. (Without any of
+/// these proofs the impl does not compile; see `es::aggregate`.)
 ///
 /// ```
 /// use es::{aggregate, Aggregate, Event};
@@ -23,6 +26,7 @@ use crate::snapshot::SnapshotPolicy;
 ///     Deposited { amount: u64 },
 /// }
 ///
+/// #[aggregate]
 /// #[derive(Debug, Default, PartialEq)]
 /// pub struct Account {
 ///     owner: String,
@@ -45,7 +49,7 @@ use crate::snapshot::SnapshotPolicy;
 /// assert_eq!(account.balance, 3);
 /// assert_eq!(Account::stream_type(), "Account");
 /// ```
-pub trait Aggregate: Default + Send + 'static + PurityChecked {
+pub trait Aggregate: Default + Send + 'static + PurityChecked + CheckedState + CheckedDefault {
     /// The events this aggregate records.
     type Event: Event;
 

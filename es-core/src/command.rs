@@ -185,6 +185,7 @@ pub struct Committed<A: Aggregate> {
 /// #[derive(Debug, Serialize, Deserialize, Event)]
 /// struct Deposited { amount: u64 }
 ///
+/// #[aggregate]
 /// #[derive(Debug, Default)]
 /// struct Account { balance: u64 }
 ///
@@ -272,6 +273,7 @@ impl<S: EventStore> Repository<S> {
     /// #[derive(Debug, Serialize, Deserialize, Event)]
     /// struct Deposited { amount: u64 }
     ///
+    /// #[aggregate]
     /// #[derive(Debug, Default)]
     /// struct Account { balance: u64 }
     ///
@@ -357,6 +359,7 @@ impl<S: EventStore> Repository<S> {
     /// #[derive(Debug, Serialize, Deserialize, Event)]
     /// struct Priced { sku: String, cents: u64 }
     ///
+    /// #[aggregate]
     /// #[derive(Debug, Default)]
     /// struct Quote { total: u64 }
     ///

@@ -26,7 +26,7 @@ pub mod testing;
 pub mod upcast;
 
 #[doc(hidden)]
-pub mod private;
+pub mod __private;
 
 pub use aggregate::Aggregate;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

@@ -9,7 +9,7 @@ use crate::event::DecodeError;
 use crate::recorded::Recorded;
 use std::sync::Arc;
 
-use crate::private::PurityChecked;
+use crate::__private::PurityChecked;
 use crate::store::{EventParts, StoredEvent, decode_bare, decode_event, decode_parts};
 
 /// A stream could not be folded into an aggregate.
@@ -210,6 +210,7 @@ impl<A: Aggregate> Loaded<A> {
 /// # use serde::{Deserialize, Serialize};
 /// # #[derive(Debug, Serialize, Deserialize, Event)]
 /// # struct Added { n: u64 }
+/// # #[aggregate]
 /// # #[derive(Debug, Default)]
 /// # struct Counter { total: u64 }
 /// # #[aggregate]

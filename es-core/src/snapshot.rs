@@ -17,6 +17,7 @@
 //! #[derive(Debug, Serialize, Deserialize, Event)]
 //! struct Deposited { amount: u64 }
 //!
+//! #[aggregate]
 //! #[derive(Debug, Default, Serialize, Deserialize)]
 //! struct Account { balance: u64 }
 //!

@@ -4,7 +4,10 @@
 mod aggregate;
 mod ctxt;
 mod event;
+mod field_type;
 mod purity;
+mod seal;
+mod state;
 
 use proc_macro::TokenStream;
 
@@ -18,7 +21,12 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 #[doc = include_str!("../docs/aggregate.md")]
 #[proc_macro_attribute]
 pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
-    aggregate::attribute(args.into(), input.into()).into()
+    let input = proc_macro2::TokenStream::from(input);
+    // On the state type (a struct or an enum) or on `impl Aggregate for T`.
+    match syn::parse2::<syn::DeriveInput>(input.clone()) {
+        Ok(state) => state::attribute(&args.into(), &state).into(),
+        Err(_) => aggregate::attribute(args.into(), input).into(),
+    }
 }
 
 #[doc = include_str!("../docs/pure.md")]

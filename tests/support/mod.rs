@@ -34,6 +34,7 @@ pub struct Note {
     pub tiny: f32,
 }
 
+#[aggregate]
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Account {
     pub owner: String,
@@ -116,6 +117,7 @@ pub fn awkward_notes() -> Vec<Note> {
 }
 
 /// The same account with snapshots on: every 3 events.
+#[aggregate]
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshottedAccount {
     pub balance: u64,

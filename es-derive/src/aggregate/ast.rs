@@ -41,7 +41,7 @@ impl Input {
         let item = match syn::parse2::<syn::Item>(input.clone()) {
             Ok(syn::Item::Impl(item)) => item,
             Ok(other) => {
-                cx.error_spanned_by(&other, "`#[aggregate]` goes on an `impl Aggregate for T` block");
+                cx.error_spanned_by(&other, "`#[aggregate]` goes on an `impl Aggregate for T` block and on the state type `T` (a struct or an enum)");
                 return Err(input);
             }
             Err(error) => {

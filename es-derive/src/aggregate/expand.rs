@@ -7,6 +7,7 @@ use quote::quote;
 use super::ast::Input;
 use super::valid::Checked;
 use crate::purity::checker::insert_markers;
+use crate::seal::Proof;
 
 pub fn expand(mut input: Input, checked: Checked) -> TokenStream {
     for (index, markers) in checked.markers {
@@ -45,8 +46,8 @@ fn snapshot_items(snapshot: &super::attr::Snapshot) -> Vec<syn::ImplItem> {
     ]
 }
 
-/// `Aggregate` requires `PurityChecked`, and only this attribute implements it: an impl
-/// that skipped the check does not compile.
+/// `Aggregate` requires `PurityChecked`, and only this attribute implements it (the
+/// seal, see `seal.rs`): an impl that skipped the check does not compile.
 pub fn purity_checked(item: &syn::ItemImpl) -> TokenStream {
     let (impl_generics, _, where_clause) = item.generics.split_for_impl();
     let self_ty = &item.self_ty;
@@ -56,10 +57,13 @@ pub fn purity_checked(item: &syn::ItemImpl) -> TokenStream {
         .items
         .iter()
         .any(|item| matches!(item, syn::ImplItem::Fn(function) if function.sig.ident == "apply_recorded"));
+    let trait_path = Proof::Purity.trait_path();
+    let seal = Proof::Purity.seal_item();
     quote! {
         const _: () = {
             #[automatically_derived]
-            impl #impl_generics ::es::__private::PurityChecked for #self_ty #where_clause {
+            impl #impl_generics #trait_path for #self_ty #where_clause {
+                #seal
                 const READS_ENVELOPE: bool = #reads_envelope;
             }
         };

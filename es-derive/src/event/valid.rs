@@ -5,8 +5,7 @@
 use std::collections::HashMap;
 
 use quote::ToTokens;
-use syn::visit::{self, Visit};
-use syn::{GenericParam, Generics, Ident, Path, Type, TypePath};
+use syn::{GenericParam, Generics, Ident, Path, Type};
 
 use super::ast::{Enum, Field, Input, Struct, Variant};
 use super::attr::EventAttr;
@@ -15,6 +14,7 @@ use super::symbol::{
     TRY_FROM, UNTAGGED,
 };
 use crate::ctxt::Ctxt;
+use crate::field_type::{self, Finding, Kind};
 
 impl Input<'_> {
     pub fn validate(&self, cx: &Ctxt) {
@@ -110,32 +110,9 @@ fn check_no_event_attr_on_field(cx: &Ctxt, field: &Field<'_>) {
 // ---------------------------------------------------------------------------------
 // Field types
 
-/// The last path segments of types whose value can change behind a shared reference.
-/// `Atomic*` is matched by prefix (see [`is_interior_mutable`]).
-const INTERIOR_MUTABILITY: &[&str] = &[
-    "Cell",
-    "RefCell",
-    "UnsafeCell",
-    "SyncUnsafeCell",
-    "OnceCell",
-    "OnceLock",
-    "LazyCell",
-    "LazyLock",
-    "Mutex",
-    "RwLock",
-    "ReentrantLock",
-];
-
-fn is_interior_mutable(ident: &Ident) -> bool {
-    let name = ident.to_string();
-    INTERIOR_MUTABILITY.contains(&name.as_str())
-        || name
-            .strip_prefix("Atomic")
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with(|c: char| c.is_ascii_uppercase()))
-}
-
 /// Everything a field's type may not contain, wherever it is nested (`Vec<Cell<_>>`,
-/// `Option<Box<&str>>`, tuples, arrays, slices).
+/// `Option<Box<&str>>`, tuples, arrays, slices); the table is shared with the state
+/// check (`field_type.rs`).
 ///
 /// Interior mutability: recorded events are immutable facts, handed out only by shared
 /// reference. A value that can change behind `&` would let code alter an event after
@@ -145,56 +122,34 @@ fn is_interior_mutable(ident: &Ident) -> bool {
 /// References, raw pointers, `fn` pointers, `impl Trait` and `dyn Trait`: none of them
 /// is data that can be written to a store and read back. A decoded event owns its data.
 fn check_field_type(cx: &Ctxt, ty: &Type) {
-    let mut finder = Unrecordable { cx };
-    finder.visit_type(ty);
+    let refused = |kind| {
+        matches!(
+            kind,
+            Kind::InteriorMutability
+                | Kind::Reference
+                | Kind::RawPointer
+                | Kind::FnPointer
+                | Kind::ImplTrait
+                | Kind::TraitObject
+        )
+    };
+    for finding in field_type::find(ty, refused) {
+        cx.error_spanned_by(finding.ty, why_unrecordable(&finding));
+    }
 }
 
-struct Unrecordable<'c> {
-    cx: &'c Ctxt,
-}
-
-impl<'ast> Visit<'ast> for Unrecordable<'_> {
-    fn visit_type(&mut self, ty: &'ast Type) {
-        let why = match ty {
-            Type::Reference(_) => {
-                "a reference cannot be recorded: a decoded event owns all of its data (an event is `'static` and decoded from a payload that is dropped right after); use an owned type such as `String`, `Vec<T>` or `Box<T>`"
-            }
-            Type::Ptr(_) => {
-                "a raw pointer cannot be recorded: an address means nothing once the process is gone; store the value it points to"
-            }
-            Type::BareFn(_) => {
-                "a function pointer cannot be recorded: code is not data and has no stored form; record the data that chooses the behaviour, for example an enum"
-            }
-            Type::ImplTrait(_) => {
-                "`impl Trait` cannot be recorded: an event's fields must be concrete data that can be stored and decoded; name a concrete type"
-            }
-            Type::TraitObject(_) => {
-                "a trait object cannot be recorded: decoding needs to know the concrete type to build; use an enum of the possible types"
-            }
-            _ => return visit::visit_type(self, ty),
-        };
-        // Whatever is inside is unreachable until this is fixed; one error is enough.
-        self.cx.error_spanned_by(ty, why);
+fn why_unrecordable(finding: &Finding<'_>) -> String {
+    match finding.kind {
+        Kind::Reference => "a reference cannot be recorded: a decoded event owns all of its data (an event is `'static` and decoded from a payload that is dropped right after); use an owned type such as `String`, `Vec<T>` or `Box<T>`".to_owned(),
+        Kind::RawPointer => "a raw pointer cannot be recorded: an address means nothing once the process is gone; store the value it points to".to_owned(),
+        Kind::FnPointer => "a function pointer cannot be recorded: code is not data and has no stored form; record the data that chooses the behaviour, for example an enum".to_owned(),
+        Kind::ImplTrait => "`impl Trait` cannot be recorded: an event's fields must be concrete data that can be stored and decoded; name a concrete type".to_owned(),
+        Kind::TraitObject => "a trait object cannot be recorded: decoding needs to know the concrete type to build; use an enum of the possible types".to_owned(),
+        _ => format!(
+            "`{}` gives interior mutability, but a recorded event is an immutable fact: it is handed out only by shared reference, and a value that can change behind `&` would let code alter history, so replays would disagree with what was recorded; store the plain value instead",
+            finding.name,
+        ),
     }
-
-    fn visit_type_path(&mut self, ty: &'ast TypePath) {
-        if let Some(last) = ty.path.segments.last()
-            && is_interior_mutable(&last.ident)
-        {
-            self.cx.error_spanned_by(
-                ty,
-                format!(
-                    "`{}` gives interior mutability, but a recorded event is an immutable fact: it is handed out only by shared reference, and a value that can change behind `&` would let code alter history, so replays would disagree with what was recorded; store the plain value instead",
-                    last.ident,
-                ),
-            );
-        }
-        // Keep looking inside: `Mutex<&str>` has two problems.
-        visit::visit_type_path(self, ty);
-    }
-
-    // An array length is an expression, not a field type.
-    fn visit_expr(&mut self, _: &'ast syn::Expr) {}
 }
 
 // ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ use self::symbol::marker_name;
 use crate::aggregate::attr::Args;
 use crate::aggregate::fallback::remove_await;
 use crate::ctxt::Ctxt;
+use crate::seal::Proof;
 
 pub fn attribute(args: TokenStream, input: TokenStream) -> TokenStream {
     let cx = Ctxt::new();
@@ -131,5 +132,16 @@ fn pure_impl(cx: &Ctxt, mut block: syn::ItemImpl, args: &Args) -> TokenStream {
             block.items.push(syn::ImplItem::Verbatim(marker));
         }
     }
-    block.into_token_stream()
+    // A checked `impl Default` is the proof `Aggregate` asks for: the initial state
+    // is part of every replay.
+    let default_proof = is_default_impl(&block).then(|| {
+        let self_ty = block.self_ty.to_token_stream();
+        Proof::Default.impl_for(&block.generics, &self_ty)
+    });
+    quote!(#block #default_proof)
+}
+
+/// `impl Default for T` or `impl core::default::Default for T`.
+fn is_default_impl(block: &syn::ItemImpl) -> bool {
+    matches!(&block.trait_, Some((None, path, _)) if path.segments.last().is_some_and(|last| last.ident == "Default"))
 }

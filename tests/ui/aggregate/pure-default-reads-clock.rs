@@ -6,6 +6,7 @@ pub enum SessionEvent {
     Pinged { at: u64 },
 }
 
+#[aggregate]
 #[derive(Debug)]
 pub struct Session {
     pub started: std::time::SystemTime,

@@ -6,6 +6,7 @@ pub struct Deposited {
     pub amount: u64,
 }
 
+#[aggregate]
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Account {
     pub balance: u64,

@@ -6,6 +6,7 @@ struct Priced {
     cents: u64,
 }
 
+#[aggregate]
 #[derive(Debug, Default)]
 struct Quote {
     total: u64,

@@ -7,6 +7,7 @@ pub enum SubscriptionEvent {
     Renewed,
 }
 
+#[aggregate]
 #[derive(Debug, Default)]
 pub struct Subscription {
     plan: String,

@@ -17,6 +17,7 @@ pub enum AccountEvent {
     Closed,
 }
 
+#[aggregate]
 #[derive(Debug, Default)]
 pub struct Account {
     owner: String,

@@ -9,6 +9,7 @@ pub enum TeamEvent {
     Left { member: String },
 }
 
+#[aggregate]
 #[derive(Debug, Default)]
 pub struct Team {
     members: BTreeSet<String>,

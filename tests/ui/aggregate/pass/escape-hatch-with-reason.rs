@@ -6,6 +6,7 @@ pub enum LampEvent {
     Switched { on: bool },
 }
 
+#[aggregate]
 #[derive(Debug, Default)]
 pub struct Lamp {
     on: bool,

@@ -8,11 +8,14 @@ pub enum VoteEvent {
     Voted { choice: String },
 }
 
+#[aggregate]
 #[derive(Debug)]
 pub struct Tally<K> {
     counts: BTreeMap<K, u32>,
 }
 
+// A hand-written initial state (a derive would ask `K: Default`), checked.
+#[es::pure]
 impl<K> Default for Tally<K> {
     fn default() -> Self {
         Tally { counts: BTreeMap::new() }

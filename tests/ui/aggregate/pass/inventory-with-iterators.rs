@@ -10,6 +10,7 @@ pub enum StockEvent {
     Counted { sku: String, on_hand: u32 },
 }
 
+#[aggregate]
 #[derive(Debug, Default)]
 pub struct Warehouse {
     on_hand: HashMap<String, u32>,

@@ -6,6 +6,7 @@ pub enum DeployEvent {
     Deployed { env: String, fs: String, at: u64, time: u64 },
 }
 
+#[aggregate]
 #[derive(Debug, Default)]
 pub struct Deployment {
     now: u64,

@@ -9,6 +9,7 @@ pub enum OrderEvent {
     Cancelled { reason: String },
 }
 
+#[aggregate]
 #[derive(Debug, Default, PartialEq)]
 pub enum Order {
     #[default]

@@ -6,6 +6,7 @@ pub enum ThermostatEvent {
     Set { celsius: i32 },
 }
 
+#[aggregate]
 #[derive(Debug)]
 pub struct Thermostat {
     target: i32,

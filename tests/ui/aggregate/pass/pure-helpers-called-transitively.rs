@@ -24,6 +24,7 @@ mod pricing {
     }
 }
 
+#[aggregate]
 #[derive(Debug, Default)]
 pub struct Invoice {
     gross_cents: u64,

@@ -6,6 +6,7 @@ pub enum ScoreEvent {
     Scored { points: u32 },
 }
 
+#[aggregate]
 #[derive(Debug, Default)]
 pub struct Scoreboard {
     points: u32,

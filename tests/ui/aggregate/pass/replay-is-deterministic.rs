@@ -7,6 +7,7 @@ pub enum LoyaltyEvent {
     Redeemed { points: u32 },
 }
 
+#[aggregate]
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Loyalty {
     balance: u32,

@@ -17,6 +17,7 @@ pub enum CartEvent {
     CheckedOut,
 }
 
+#[aggregate]
 #[derive(Debug, Default, PartialEq)]
 pub struct Cart {
     lines: BTreeMap<String, u32>,

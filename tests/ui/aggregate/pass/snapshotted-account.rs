@@ -7,6 +7,7 @@ pub enum AccountEvent {
     Withdrawn { amount: u64 },
 }
 
+#[aggregate]
 #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Account {
     pub balance: u64,

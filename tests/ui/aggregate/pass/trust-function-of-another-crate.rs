@@ -17,6 +17,7 @@ mod units {
     }
 }
 
+#[aggregate]
 #[derive(Debug, Default)]
 pub struct Meter {
     litres: f64,

@@ -9,6 +9,7 @@ pub enum TicketEvent {
     Closed,
 }
 
+#[aggregate]
 #[derive(Debug, Default)]
 pub struct Ticket {
     transcript: String,
