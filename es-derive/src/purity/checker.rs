@@ -89,7 +89,7 @@ pub fn insert_markers(block: &mut syn::Block, proofs: &[TokenStream]) {
 /// `ty` (a marked method, or the type-namespace twin of a marked free function). When
 /// it is missing, a local fallback trait supplies the constant under a bound that
 /// cannot hold, so rustc reports the fix in words instead of "not found".
-fn marker_proof(ty: &TokenStream, name: &syn::Ident, marker: syn::Ident) -> TokenStream {
+fn marker_proof(ty: &TokenStream, name: &syn::Ident, marker: &syn::Ident) -> TokenStream {
     let shown = name.to_string();
     let shown = shown.strip_prefix("r#").unwrap_or(&shown);
     let message = format!("`{shown}` is not checked by `#[es::pure]`, so a handler may not call it");
@@ -386,20 +386,17 @@ impl Checker<'_> {
                 _ => parents.last().cloned().unwrap_or_default(),
             };
             let own = owner.to_string() == "Self";
-            return if (own && TRUSTED_SELF_METHODS.contains(&last.as_str()))
-                || PURE_STD_TYPES.contains(&parent.as_str())
-                || PURE_TRAIT_FUNCTIONS.contains(&last.as_str())
-            {
-                Callee::Allowed
-            } else if func
+            // `<[T]>::len`, `<(A, B)>::default`: inherent functions of slices, arrays,
+            // tuples, which are std's.
+            let std_shape = func
                 .qself
                 .as_ref()
-                .is_some_and(|qself| !matches!(strip_references(&qself.ty), syn::Type::Path(_)))
-            {
-                Callee::Allowed // `<[T]>::len`, `<(A, B)>::default`: slices, arrays, tuples of std
-            } else {
-                Callee::Associated(owner)
-            };
+                .is_some_and(|qself| qself.position == 0 && !matches!(strip_references(&qself.ty), syn::Type::Path(_)));
+            let allowed = (own && TRUSTED_SELF_METHODS.contains(&last.as_str()))
+                || PURE_STD_TYPES.contains(&parent.as_str())
+                || PURE_TRAIT_FUNCTIONS.contains(&last.as_str())
+                || std_shape;
+            return if allowed { Callee::Allowed } else { Callee::Associated(owner) };
         }
         if parents.is_empty() && self.binding(last).is_some() {
             return Callee::Allowed; // a closure or function value held in a local
@@ -442,9 +439,9 @@ impl Checker<'_> {
                 let idents = func.path.segments.iter().map(|segment| &segment.ident);
                 let twin = quote!(#leading #(#idents)::*);
                 let marker = syn::Ident::new(FREE_MARKER, last.ident.span());
-                self.proofs.push(marker_proof(&twin, &last.ident, marker));
+                self.proofs.push(marker_proof(&twin, &last.ident, &marker));
             }
-            Callee::Associated(owner) => self.proofs.push(marker_proof(&owner, &last.ident, marker_name(&last.ident))),
+            Callee::Associated(owner) => self.proofs.push(marker_proof(&owner, &last.ident, &marker_name(&last.ident))),
         }
     }
 
@@ -725,7 +722,7 @@ impl<'ast> Visit<'ast> for Checker<'_> {
             || PURE_TRAIT_FUNCTIONS.contains(&name.as_str())
             || self.options.is_trusted(&["Self".to_owned(), name.clone()]);
         if self.is_self(&call.receiver) && !forbidden && !trusted {
-            self.proofs.push(marker_proof(&quote!(Self), &call.method, marker_name(&call.method)));
+            self.proofs.push(marker_proof(&quote!(Self), &call.method, &marker_name(&call.method)));
         }
         for arg in &call.args {
             self.visit_expr(arg);

@@ -430,7 +430,7 @@ pub static PURE_TRAIT_FUNCTIONS: &[&str] = &[
     "from_str",
 ];
 
-/// Methods that, called on a `static` or `thread_local!` reached by a SCREAMING_CASE
+/// Methods that, called on a `static` or `thread_local!` reached by a `SCREAMING_CASE`
 /// name (`COUNTER.fetch_add(1, ..)`, `CACHE.with(..)`, `CONFIG.lock()`), read or
 /// change state that outlives the fold. A `const` cannot be told from a `static` by
 /// its name, but a `const` holding an atomic or a lock is a fresh copy at every use,

@@ -183,7 +183,7 @@ fn pure_impl(cx: &Ctxt, mut block: syn::ItemImpl, args: &Args) -> TokenStream {
     // A trait impl cannot hold extra items: its markers go into an inherent impl beside
     // it, so that `T::f` and `<T as Trait>::f` find them. Std types cannot have one
     // (and need none: their associated functions are allowed by name).
-    if markers.is_empty() || !has_local_name(&block.self_ty) {
+    if markers.is_empty() || !has_local_name(&block.self_ty) || is_type_parameter(&block.generics, &block.self_ty) {
         return block.into_token_stream();
     }
     let (impl_generics, _, where_clause) = block.generics.split_for_impl();
@@ -195,6 +195,12 @@ fn pure_impl(cx: &Ctxt, mut block: syn::ItemImpl, args: &Args) -> TokenStream {
             #(#markers)*
         }
     }
+}
+
+/// `impl<T: Bound> Trait for T`: a blanket impl, for which no inherent impl exists.
+fn is_type_parameter(generics: &syn::Generics, ty: &syn::Type) -> bool {
+    let syn::Type::Path(path) = ty else { return false };
+    path.path.get_ident().is_some_and(|ident| generics.type_params().any(|param| param.ident == *ident))
 }
 
 /// Whether a type can take an inherent impl here: a path not named like a std type.

@@ -53,8 +53,22 @@ fn rewrite_macro(mac: &mut syn::Macro) {
 fn rewrite_tokens(tokens: TokenStream) -> TokenStream {
     let tokens: Vec<TokenTree> = tokens.into_iter().collect();
     let mut out = Vec::with_capacity(tokens.len());
+    let is_punct = |index: Option<usize>, ch: char| matches!(index.and_then(|index| tokens.get(index)), Some(TokenTree::Punct(punct)) if punct.as_char() == ch);
     for (index, token) in tokens.iter().enumerate() {
         match token {
+            // `core::matches!(..)` → `::std::matches!(..)`
+            TokenTree::Ident(root)
+                if ["std", "core", "alloc"].iter().any(|krate| root == krate)
+                    && !is_punct(index.checked_sub(1), ':')
+                    && is_punct(Some(index + 1), ':')
+                    && is_punct(Some(index + 2), ':')
+                    && matches!(tokens.get(index + 3), Some(TokenTree::Ident(name)) if is_pure(&name.to_string()))
+                    && is_punct(Some(index + 4), '!') =>
+            {
+                let mut prefix = std_prefix(root.span());
+                prefix.truncate(3); // `::std`, the next `::` follows in the input
+                out.extend(prefix);
+            }
             TokenTree::Ident(ident)
                 if is_pure(&ident.to_string())
                     && matches!(tokens.get(index + 1), Some(TokenTree::Punct(bang)) if bang.as_char() == '!')
@@ -127,5 +141,44 @@ impl VisitMut for Rewrite {
         {
             rewrite_macro(&mut mac.mac);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::ToTokens;
+
+    use super::*;
+
+    fn rewritten(mut block: syn::Block) -> String {
+        rewrite(&mut block);
+        block.to_token_stream().to_string().replace(' ', "")
+    }
+
+    #[test]
+    fn accepted_macros_and_their_nested_macros_become_std_paths() {
+        let out = rewritten(syn::parse_quote!({
+            let v = vec![format!("{}", 1)];
+            assert_eq!(v.len(), core::matches!(x, Some(_)) as usize, "{}", format!("x"));
+            write!(out, "{}", vec![1].len()).unwrap();
+        }));
+        assert!(out.contains("::std::vec![::std::format!"), "{out}");
+        assert!(out.contains("::std::assert_eq!(v.len(),::std::matches!(x,Some(_))"), "{out}");
+        assert!(out.contains("::std::format!(\"x\")"), "{out}");
+        assert!(out.contains("::std::write!(out,\"{}\",::std::vec![1].len())"), "{out}");
+    }
+
+    #[test]
+    fn other_macros_and_escaped_statements_are_left_as_written() {
+        let out = rewritten(syn::parse_quote!({
+            my::vec![1];
+            custom!(vec![1]);
+            #[es::allow_impure(reason = "r")]
+            let v = vec![1];
+        }));
+        assert!(out.contains("my::vec![1]"), "{out}");
+        assert!(out.contains("custom!(vec![1])"), "{out}");
+        assert!(out.contains("letv=vec![1]"), "{out}");
+        assert!(!out.contains("::std::"), "{out}");
     }
 }

@@ -56,6 +56,18 @@ mod pricing {
 
     pub struct Wrapper<T>(pub T);
 
+    pub trait Halve {
+        fn halve(value: u32) -> u32;
+    }
+
+    // A blanket impl: no inherent impl can hold its marker, so none is left.
+    #[es::pure]
+    impl<T: Copy> Halve for T {
+        fn halve(value: u32) -> u32 {
+            value / 2
+        }
+    }
+
     #[es::pure]
     impl<T: Copy> Wrapper<T> {
         pub fn get(wrapper: &Self) -> T {
