@@ -20,8 +20,8 @@ use syn::{Expr, Token};
 use super::escape::{check_escape, expr_attrs};
 use super::forbidden::{
     ASYNC, Category, FORBIDDEN, FORBIDDEN_MACROS, INTERIOR_MUTABILITY_GETTERS, INTERIOR_MUTABILITY_METHODS, MacroArgs,
-    PRIMITIVES, PURE_MACROS, PURE_STD_FUNCTIONS, PURE_STD_TYPES, PURE_TRAIT_FUNCTIONS, Pattern, STATIC,
-    TRUSTED_SELF_METHODS, UNSAFE,
+    PRIMITIVES, PURE_MACROS, PURE_STD_FUNCTIONS, PURE_STD_TYPES, PURE_TRAIT_FUNCTIONS, Pattern, RECEIVER_MACROS,
+    STATIC, TRUSTED_SELF_METHODS, TRUSTED_TYPES, UNSAFE,
 };
 use super::symbol::{FREE_MARKER, marker_name};
 use crate::ctxt::Ctxt;
@@ -64,7 +64,13 @@ pub fn check_fn(cx: &Ctxt, sig: &syn::Signature, block: &syn::Block, options: &O
     let mut checker = Checker { cx, options, scopes: vec![Vec::new()], proofs: Vec::new() };
     for input in &sig.inputs {
         if let syn::FnArg::Typed(param) = input {
-            checker.bind(&param.pat, Binding::Local);
+            let pat = syn::Pat::Type(syn::PatType {
+                attrs: Vec::new(),
+                pat: param.pat.clone(),
+                colon_token: param.colon_token,
+                ty: param.ty.clone(),
+            });
+            checker.bind_typed(&pat, None);
         }
     }
     checker.visit_block(block);
@@ -220,13 +226,17 @@ fn matches(pattern: Pattern, path: &[String], place: Place) -> bool {
 }
 
 /// What a name bound in a body holds.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 enum Binding {
-    /// A value: calling it calls a closure or a function value, whose origin was
-    /// checked where it was bound.
+    /// A value of a type the check does not know: calling it calls a closure or a
+    /// function value, whose origin was checked where it was bound; its methods are
+    /// not checked.
     Local,
-    /// `self` under another name (`let s = &mut *self;`): its methods are `self`'s.
-    SelfAlias,
+    /// A value of a known user type: `self` (`Self`), `self` under another name
+    /// (`let s = &mut *self;`), or a binding whose type is written
+    /// (`cart: &mut Cart`, `|s: &mut Self|`, `let c = Cart { .. }`). Its methods need
+    /// the type's markers, like `self`'s.
+    Of(TokenStream),
 }
 
 struct Checker<'a> {
@@ -325,24 +335,66 @@ impl Checker<'_> {
         self.scopes.pop();
     }
 
-    fn bind(&mut self, pat: &syn::Pat, binding: Binding) {
+    fn bind(&mut self, pat: &syn::Pat, binding: &Binding) {
         let names = bound_names(pat);
         let scope = self.scopes.last_mut().expect("a scope is always open");
-        scope.extend(names.into_iter().map(|name| (name, binding)));
+        scope.extend(names.into_iter().map(|name| (name, binding.clone())));
     }
 
-    fn binding(&self, name: &str) -> Option<Binding> {
-        self.scopes.iter().rev().flat_map(|scope| scope.iter().rev()).find(|(bound, _)| bound == name).map(|(_, b)| *b)
+    /// Binds a parameter or a `let`: typed by its annotation or its initialiser when
+    /// either names a user type.
+    fn bind_typed(&mut self, pat: &syn::Pat, init: Option<&Expr>) {
+        let binding = match pat {
+            syn::Pat::Type(typed) if matches!(*typed.pat, syn::Pat::Ident(_)) => self.user_type(&typed.ty),
+            syn::Pat::Ident(_) => init.and_then(|init| self.type_of(init)),
+            _ => None,
+        };
+        self.bind(pat, &binding.map_or(Binding::Local, Binding::Of));
     }
 
-    /// Whether `expr` is `self` through any reborrow, deref, parentheses or alias.
-    fn is_self(&self, expr: &Expr) -> bool {
+    fn binding(&self, name: &str) -> Option<&Binding> {
+        self.scopes.iter().rev().flat_map(|scope| scope.iter().rev()).find(|(bound, _)| bound == name).map(|(_, b)| b)
+    }
+
+    /// `Self`, `&mut Cart`, `Wrapper<u8>`: a user type whose methods carry markers; not
+    /// std's types, `es`'s `Recorded`, nor types the check cannot name (`impl Trait`).
+    fn user_type(&self, ty: &syn::Type) -> Option<TokenStream> {
+        let syn::Type::Path(path) = strip_references(ty) else { return None };
+        let last = path.path.segments.last()?;
+        let name = ident_string(&last.ident);
+        if path.qself.is_some()
+            || !is_type_name(&name)
+            || PURE_STD_TYPES.contains(&name.as_str())
+            || TRUSTED_TYPES.contains(&name.as_str())
+        {
+            return None;
+        }
+        if path.path.segments.len() == 1 && self.options.is_own(&name) && last.arguments.is_empty() {
+            return Some(quote!(Self));
+        }
+        Some(path.to_token_stream())
+    }
+
+    /// The user type of an expression, where the syntax says it: `self` through any
+    /// reborrow, deref, parentheses or alias, a binding typed with it, a struct
+    /// literal `Cart { .. }`.
+    fn type_of(&self, expr: &Expr) -> Option<TokenStream> {
         match strip_place(expr) {
-            Expr::Path(path) if path.qself.is_none() => path
-                .path
-                .get_ident()
-                .is_some_and(|ident| ident == "self" || self.binding(&ident.to_string()) == Some(Binding::SelfAlias)),
-            _ => false,
+            Expr::Path(path) if path.qself.is_none() => {
+                let ident = path.path.get_ident()?;
+                if ident == "self" {
+                    return Some(quote!(Self));
+                }
+                match self.binding(&ident_string(ident))? {
+                    Binding::Of(ty) => Some(ty.clone()),
+                    Binding::Local => None,
+                }
+            }
+            Expr::Struct(literal) if literal.qself.is_none() => {
+                let ty = syn::Type::Path(syn::TypePath { qself: None, path: literal.path.clone() });
+                self.user_type(&ty)
+            }
+            _ => None,
         }
     }
 
@@ -538,6 +590,14 @@ impl Checker<'_> {
                 for expr in &exprs {
                     self.visit_expr(expr);
                 }
+                let receiver = RECEIVER_MACROS.iter().find(|(receiving, _)| name == receiving);
+                if let (Some((_, method)), Some(first)) = (receiver, exprs.first())
+                    && let Some(ty) = self.type_of(first)
+                {
+                    let method =
+                        syn::Ident::new(method, mac.path.segments.last().map_or(Span::call_site(), |s| s.ident.span()));
+                    self.proofs.push(marker_proof(&ty, &method, &marker_name(&method)));
+                }
             }),
             MacroArgs::Vec => mac.parse_body_with(VecArgs::parse).map(|args| {
                 for expr in &args.0 {
@@ -548,7 +608,7 @@ impl Checker<'_> {
                 self.visit_expr(&args.expr);
                 if let Some(guard) = &args.guard {
                     self.push();
-                    self.bind(&args.pat, Binding::Local);
+                    self.bind(&args.pat, &Binding::Local);
                     self.visit_expr(guard);
                     self.pop();
                 }
@@ -640,7 +700,7 @@ impl<'ast> Visit<'ast> for Checker<'_> {
                 }
                 self.push();
                 for input in &closure.inputs {
-                    self.bind(input, Binding::Local);
+                    self.bind_typed(input, None);
                 }
                 self.visit_expr(&closure.body);
                 self.pop();
@@ -650,7 +710,7 @@ impl<'ast> Visit<'ast> for Checker<'_> {
                 self.visit_expr(&expr.expr);
                 for arm in &expr.arms {
                     self.push();
-                    self.bind(&arm.pat, Binding::Local);
+                    self.bind(&arm.pat, &Binding::Local);
                     if let Some((_, guard)) = &arm.guard {
                         self.visit_expr(guard);
                     }
@@ -680,7 +740,7 @@ impl<'ast> Visit<'ast> for Checker<'_> {
             Expr::ForLoop(expr) => {
                 self.visit_expr(&expr.expr);
                 self.push();
-                self.bind(&expr.pat, Binding::Local);
+                self.bind(&expr.pat, &Binding::Local);
                 self.visit_block(&expr.body);
                 self.pop();
                 return;
@@ -692,7 +752,7 @@ impl<'ast> Visit<'ast> for Checker<'_> {
 
     fn visit_expr_let(&mut self, expr: &'ast syn::ExprLet) {
         self.visit_expr(&expr.expr);
-        self.bind(&expr.pat, Binding::Local);
+        self.bind(&expr.pat, &Binding::Local);
     }
 
     fn visit_expr_call(&mut self, call: &'ast syn::ExprCall) {
@@ -718,11 +778,15 @@ impl<'ast> Visit<'ast> for Checker<'_> {
         let name = ident_string(&call.method);
         let forbidden = self.check_forbidden(std::slice::from_ref(&name), Place::Method, &call.method)
             || self.check_static_method(call);
-        let trusted = TRUSTED_SELF_METHODS.contains(&name.as_str())
-            || PURE_TRAIT_FUNCTIONS.contains(&name.as_str())
-            || self.options.is_trusted(&["Self".to_owned(), name.clone()]);
-        if self.is_self(&call.receiver) && !forbidden && !trusted {
-            self.proofs.push(marker_proof(&quote!(Self), &call.method, &marker_name(&call.method)));
+        if let Some(ty) = self.type_of(&call.receiver) {
+            let own = ty.to_string() == "Self";
+            let owner = if own { "Self".to_owned() } else { type_name(&ty) };
+            let trusted = (own && TRUSTED_SELF_METHODS.contains(&name.as_str()))
+                || PURE_TRAIT_FUNCTIONS.contains(&name.as_str())
+                || self.options.is_trusted(&[owner, name.clone()]);
+            if !forbidden && !trusted {
+                self.proofs.push(marker_proof(&ty, &call.method, &marker_name(&call.method)));
+            }
         }
         for arg in &call.args {
             self.visit_expr(arg);
@@ -746,7 +810,7 @@ impl<'ast> Visit<'ast> for Checker<'_> {
     fn visit_local(&mut self, local: &'ast syn::Local) {
         if check_escape(self.cx, &local.attrs) {
             // Still a binding: later code may use the name.
-            self.bind(&local.pat, Binding::Local);
+            self.bind(&local.pat, &Binding::Local);
             return;
         }
         if let Some(init) = &local.init {
@@ -755,9 +819,8 @@ impl<'ast> Visit<'ast> for Checker<'_> {
                 self.visit_expr(diverge);
             }
         }
-        let alias = local.init.as_ref().is_some_and(|init| init.diverge.is_none() && self.is_self(&init.expr))
-            && matches!(strip_pat_type(&local.pat), syn::Pat::Ident(_));
-        self.bind(&local.pat, if alias { Binding::SelfAlias } else { Binding::Local });
+        let init = local.init.as_ref().filter(|init| init.diverge.is_none()).map(|init| &*init.expr);
+        self.bind_typed(&local.pat, init);
     }
 
     fn visit_item(&mut self, item: &'ast syn::Item) {
@@ -780,12 +843,12 @@ impl<'ast> Visit<'ast> for Checker<'_> {
     fn visit_type(&mut self, _: &'ast syn::Type) {}
 }
 
-/// `x: T` → `x`.
-fn strip_pat_type(pat: &syn::Pat) -> &syn::Pat {
-    match pat {
-        syn::Pat::Type(typed) => strip_pat_type(&typed.pat),
-        other => other,
-    }
+/// `crate::Cart<T>` → `Cart`: the name `trust(Cart::f)` spells.
+fn type_name(ty: &TokenStream) -> String {
+    syn::parse2::<syn::Path>(ty.clone())
+        .ok()
+        .and_then(|path| path.segments.last().map(|last| ident_string(&last.ident)))
+        .unwrap_or_default()
 }
 
 /// Parses the paths of `trust(...)`.
@@ -966,6 +1029,26 @@ mod tests {
         });
         // f(2), g(4), h(6), k(8), l(10)
         assert_eq!(findings(&body), (0, 5));
+    }
+
+    #[test]
+    fn methods_of_bindings_typed_with_a_user_type_need_proofs() {
+        let body = syn::parse_quote!({
+            event.describe();
+            let copy: Cart = Cart::default();
+            copy.touch();
+            let literal = Money { cents: 1 };
+            literal.convert();
+            let apply_one = |other: &mut Self| other.touch();
+            write!(self, "{}", 1).unwrap();
+            let text: String = String::new();
+            text.len();
+            event.clone();
+            let inferred = Money::new(1);
+            inferred.convert();
+        });
+        // describe, touch, convert, touch, write_str; `Money::new` itself
+        assert_eq!(findings(&body), (0, 6));
     }
 
     #[test]

@@ -399,6 +399,14 @@ pub static PURE_STD_TYPES: &[&str] = &[
     "Shr",
 ];
 
+/// Macros that call a method on their first argument: `write!(self, ..)` runs the
+/// `write_str` of `self`'s `fmt::Write` impl, which needs its marker like a call.
+pub static RECEIVER_MACROS: &[(&str, &str)] = &[("write", "write_str"), ("writeln", "write_str")];
+
+/// Types of `es` whose methods a handler may call on a binding typed with them
+/// (`recorded.occurred_at()` in `apply_recorded`): they only read the envelope.
+pub static TRUSTED_TYPES: &[&str] = &["Recorded"];
+
 /// Methods of std's derivable and conversion traits, allowed on *any* type
 /// (`Money::default()`, `Money::from(cents)`, `<Money as Clone>::clone(&m)`): they are
 /// what derives generate, and the same call as a method (`cents.into()`) is a method on
