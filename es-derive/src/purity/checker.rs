@@ -20,8 +20,8 @@ use syn::{Expr, Token};
 use super::escape::{check_escape, expr_attrs};
 use super::forbidden::{
     ASYNC, Category, FORBIDDEN, FORBIDDEN_MACROS, INTERIOR_MUTABILITY_GETTERS, INTERIOR_MUTABILITY_METHODS, MacroArgs,
-    PRIMITIVES, PURE_MACROS, PURE_STD_FUNCTIONS, PURE_STD_TYPES, PURE_TRAIT_FUNCTIONS, Pattern, RECEIVER_MACROS,
-    STATIC, TRUSTED_SELF_METHODS, TRUSTED_TYPES, UNSAFE,
+    ORDER, PRIMITIVES, PURE_MACROS, PURE_STD_FUNCTIONS, PURE_STD_TYPES, PURE_TRAIT_FUNCTIONS, Pattern, RECEIVER_MACROS,
+    STATIC, TRUSTED_SELF_METHODS, TRUSTED_TYPES, UNORDERED_ITERATION, UNORDERED_TYPES, UNSAFE,
 };
 use super::symbol::{FREE_MARKER, marker_name};
 use crate::ctxt::Ctxt;
@@ -237,6 +237,8 @@ enum Binding {
     /// (`cart: &mut Cart`, `|s: &mut Self|`, `let c = Cart { .. }`). Its methods need
     /// the type's markers, like `self`'s.
     Of(TokenStream),
+    /// A `HashMap` or `HashSet` declared in the body: iterating it is refused.
+    Unordered(String),
 }
 
 struct Checker<'a> {
@@ -344,6 +346,15 @@ impl Checker<'_> {
     /// Binds a parameter or a `let`: typed by its annotation or its initialiser when
     /// either names a user type.
     fn bind_typed(&mut self, pat: &syn::Pat, init: Option<&Expr>) {
+        let unordered = match pat {
+            syn::Pat::Type(typed) if matches!(*typed.pat, syn::Pat::Ident(_)) => unordered_type(&typed.ty),
+            syn::Pat::Ident(_) => init.and_then(unordered_init),
+            _ => None,
+        };
+        if let Some(name) = unordered {
+            self.bind(pat, &Binding::Unordered(name));
+            return;
+        }
         let binding = match pat {
             syn::Pat::Type(typed) if matches!(*typed.pat, syn::Pat::Ident(_)) => self.user_type(&typed.ty),
             syn::Pat::Ident(_) => init.and_then(|init| self.type_of(init)),
@@ -387,7 +398,7 @@ impl Checker<'_> {
                 }
                 match self.binding(&ident_string(ident))? {
                     Binding::Of(ty) => Some(ty.clone()),
-                    Binding::Local => None,
+                    Binding::Local | Binding::Unordered(_) => None,
                 }
             }
             Expr::Struct(literal) if literal.qself.is_none() => {
@@ -512,6 +523,26 @@ impl Checker<'_> {
             return;
         }
         self.check_callee(path);
+    }
+
+    /// Iterating a `HashMap` or `HashSet` declared in the body, by a method or a `for`
+    /// loop (`method` is `None`).
+    fn check_unordered(&self, receiver: &Expr, method: Option<&syn::Ident>) {
+        let Expr::Path(path) = strip_place(receiver) else { return };
+        let Some(ident) = path.path.get_ident() else { return };
+        let Some(Binding::Unordered(kind)) = self.binding(&ident_string(ident)) else { return };
+        let iterates = method.is_none_or(|method| UNORDERED_ITERATION.contains(&ident_string(method).as_str()));
+        if !iterates {
+            return;
+        }
+        let subject = match method {
+            Some(method) => format!("`{ident}.{method}()` on a `{kind}`"),
+            None => format!("a `for` loop over the `{kind}` `{ident}`"),
+        };
+        match method {
+            Some(method) => self.report(quote!(#receiver . #method), &subject, Category::Order, ORDER),
+            None => self.report(receiver, &subject, Category::Order, ORDER),
+        }
     }
 
     /// `COUNTER.fetch_add(1, ..)`, `CACHE.with(..)`: state that outlives the fold.
@@ -738,6 +769,7 @@ impl<'ast> Visit<'ast> for Checker<'_> {
                 return;
             }
             Expr::ForLoop(expr) => {
+                self.check_unordered(&expr.expr, None);
                 self.visit_expr(&expr.expr);
                 self.push();
                 self.bind(&expr.pat, &Binding::Local);
@@ -778,6 +810,7 @@ impl<'ast> Visit<'ast> for Checker<'_> {
         let name = ident_string(&call.method);
         let forbidden = self.check_forbidden(std::slice::from_ref(&name), Place::Method, &call.method)
             || self.check_static_method(call);
+        self.check_unordered(&call.receiver, Some(&call.method));
         if let Some(ty) = self.type_of(&call.receiver) {
             let own = ty.to_string() == "Self";
             let owner = if own { "Self".to_owned() } else { type_name(&ty) };
@@ -841,6 +874,34 @@ impl<'ast> Visit<'ast> for Checker<'_> {
     // named `now` from ever looking like a path.
     fn visit_pat(&mut self, _: &'ast syn::Pat) {}
     fn visit_type(&mut self, _: &'ast syn::Type) {}
+}
+
+/// `HashMap<K, V>`, `&mut HashSet<T>` → its name.
+fn unordered_type(ty: &syn::Type) -> Option<String> {
+    let syn::Type::Path(path) = strip_references(ty) else { return None };
+    let name = ident_string(&path.path.segments.last()?.ident);
+    UNORDERED_TYPES.contains(&name.as_str()).then_some(name)
+}
+
+/// `HashMap::new()`, `HashSet::with_capacity(n)`, `iter.collect::<HashMap<_, _>>()`.
+fn unordered_init(init: &Expr) -> Option<String> {
+    match init {
+        Expr::Call(call) => {
+            let Expr::Path(func) = &*call.func else { return None };
+            let segments = &func.path.segments;
+            let owner = segments.iter().rev().nth(1)?;
+            let name = ident_string(&owner.ident);
+            UNORDERED_TYPES.contains(&name.as_str()).then_some(name)
+        }
+        Expr::MethodCall(call) if call.method == "collect" => {
+            let turbofish = call.turbofish.as_ref()?;
+            match turbofish.args.first()? {
+                syn::GenericArgument::Type(ty) => unordered_type(ty),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 /// `crate::Cart<T>` → `Cart`: the name `trust(Cart::f)` spells.
@@ -1049,6 +1110,26 @@ mod tests {
         });
         // describe, touch, convert, touch, write_str; `Money::new` itself
         assert_eq!(findings(&body), (0, 6));
+    }
+
+    #[test]
+    fn iterating_a_hash_map_declared_in_the_body_is_refused() {
+        let body = syn::parse_quote!({
+            let mut counts: HashMap<String, u64> = HashMap::new();
+            let seen = HashSet::with_capacity(4);
+            let grouped = event.items.iter().collect::<HashMap<_, _>>();
+            counts.insert(event.key.clone(), 1);
+            let known = seen.contains(&event.key) && counts.get(&event.key).is_some();
+            *counts.entry(event.key.clone()).or_default() += 1;
+            for (key, count) in &counts {}
+            self.total = counts.values().sum();
+            self.keys = seen.iter().cloned().collect();
+            self.all = grouped.into_iter().collect();
+            let ordered: BTreeMap<String, u64> = BTreeMap::new();
+            for (key, count) in &ordered {}
+        });
+        // for over counts, counts.values, seen.iter, grouped.into_iter
+        assert_eq!(findings(&body), (4, 0));
     }
 
     #[test]

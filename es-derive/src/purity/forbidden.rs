@@ -15,6 +15,7 @@ pub enum Category {
     Unsafe,
     Async,
     Static,
+    Order,
 }
 
 impl Category {
@@ -31,6 +32,7 @@ impl Category {
             Category::Unsafe => "escapes the check",
             Category::Async => "is asynchronous",
             Category::Static => "keeps state outside the aggregate",
+            Category::Order => "iterates in an order that changes from one process to the next",
         }
     }
 
@@ -58,6 +60,9 @@ impl Category {
             }
             Category::Async => "a handler is a plain synchronous fold: remove the `async` and `.await`",
             Category::Static => "keep the state in `self`; a fold may only depend on the state and the event",
+            Category::Order => {
+                "use a `BTreeMap` or `BTreeSet` (ordered by key), or sort the items before folding them; lookups (`get`, `insert`, `entry`, `contains_key`, `remove`) are fine"
+            }
         }
     }
 }
@@ -239,6 +244,8 @@ pub static FORBIDDEN_MACROS: &[(&str, Category, &str)] = &[
 /// Why language constructs are refused.
 pub const UNSAFE: &str = "the checker cannot see what unsafe code reads or writes (globals, raw memory)";
 pub const ASYNC: &str = "awaiting means waiting on the outside world, whose answer a replay cannot reproduce";
+pub const ORDER: &str =
+    "the default hasher is seeded at random in every process, so a replay would visit the entries in another order";
 pub const STATIC: &str = "a static outlives the fold, so replaying the same events twice can give different states";
 
 /// Free functions of std that are pure and may be called without `#[es::pure]`, each
@@ -402,6 +409,13 @@ pub static PURE_STD_TYPES: &[&str] = &[
 /// Macros that call a method on their first argument: `write!(self, ..)` runs the
 /// `write_str` of `self`'s `fmt::Write` impl, which needs its marker like a call.
 pub static RECEIVER_MACROS: &[(&str, &str)] = &[("write", "write_str"), ("writeln", "write_str")];
+
+/// Collections whose iteration order depends on a per-process random seed.
+pub static UNORDERED_TYPES: &[&str] = &["HashMap", "HashSet"];
+
+/// Methods of [`UNORDERED_TYPES`] that visit the entries in that order.
+pub static UNORDERED_ITERATION: &[&str] =
+    &["iter", "iter_mut", "keys", "values", "values_mut", "into_iter", "into_keys", "into_values", "drain"];
 
 /// Types of `es` whose methods a handler may call on a binding typed with them
 /// (`recorded.occurred_at()` in `apply_recorded`): they only read the envelope.
