@@ -101,6 +101,11 @@ impl Aggregate for Cart {
         self.items += pricing::deep::nested(q) + Postman::count(q) + <pricing::Mailer>::count(q);
         self.items += <Flat as Score>::score(q) + Flat::score(q) + Wrapper::<u32>::get(&Wrapper(q));
         self.items += [q].into_iter().map(fee).map(pricing::deep::nested).sum::<u32>();
+        #[es::pure]
+        fn nested_in_body(quantity: u32) -> u32 {
+            quantity - 3
+        }
+        self.items += nested_in_body(q);
         let mut skus = take(&mut self.skus);
         skus.push(sku.clone());
         self.skus = skus;
