@@ -60,8 +60,12 @@ pub fn expr_attrs(expr: &Expr) -> &[Attribute] {
     expr_attrs!(expr, &).map_or(&[], Vec::as_slice)
 }
 
+pub fn expr_attrs_mut(expr: &mut Expr) -> Option<&mut Vec<Attribute>> {
+    expr_attrs!(expr, &mut)
+}
+
 /// `#[es::allow_impure(...)]` or the bare `#[allow_impure(...)]`.
-fn is_escape(attr: &Attribute) -> bool {
+pub fn is_escape(attr: &Attribute) -> bool {
     let path = attr.path();
     let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
     match segments.as_slice() {

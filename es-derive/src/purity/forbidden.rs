@@ -15,6 +15,7 @@ pub enum Category {
     Unsafe,
     Async,
     Static,
+    Order,
 }
 
 impl Category {
@@ -31,6 +32,7 @@ impl Category {
             Category::Unsafe => "escapes the check",
             Category::Async => "is asynchronous",
             Category::Static => "keeps state outside the aggregate",
+            Category::Order => "iterates in an order that changes from one process to the next",
         }
     }
 
@@ -58,6 +60,9 @@ impl Category {
             }
             Category::Async => "a handler is a plain synchronous fold: remove the `async` and `.await`",
             Category::Static => "keep the state in `self`; a fold may only depend on the state and the event",
+            Category::Order => {
+                "use a `BTreeMap` or `BTreeSet` (ordered by key), or sort the items before folding them; lookups (`get`, `insert`, `entry`, `contains_key`, `remove`) are fine"
+            }
         }
     }
 }
@@ -239,34 +244,258 @@ pub static FORBIDDEN_MACROS: &[(&str, Category, &str)] = &[
 /// Why language constructs are refused.
 pub const UNSAFE: &str = "the checker cannot see what unsafe code reads or writes (globals, raw memory)";
 pub const ASYNC: &str = "awaiting means waiting on the outside world, whose answer a replay cannot reproduce";
+pub const ORDER: &str =
+    "the default hasher is seeded at random in every process, so a replay would visit the entries in another order";
 pub const STATIC: &str = "a static outlives the fold, so replaying the same events twice can give different states";
 
-/// Free functions of std that are pure and may be called without `#[es::pure]`; also
-/// accepted through their imported module (`mem::take`) or imported name (`take`).
-pub static PURE_STD_FUNCTIONS: &[&str] = &[
-    "std::mem::take",
-    "std::mem::replace",
-    "std::mem::swap",
-    "std::mem::drop",
-    "std::mem::discriminant",
-    "std::cmp::max",
-    "std::cmp::min",
-    "std::cmp::max_by",
-    "std::cmp::min_by",
-    "std::cmp::max_by_key",
-    "std::cmp::min_by_key",
-    "std::convert::identity",
-    "std::iter::once",
-    "std::iter::repeat",
-    "std::iter::empty",
-    "std::iter::zip",
-    "std::iter::successors",
-    "std::iter::from_fn",
-    "std::array::from_fn",
-    "std::char::from_u32",
-    "std::char::from_digit",
-    "std::str::from_utf8",
+/// Free functions of std that are pure and may be called without `#[es::pure]`, each
+/// with generic arguments that instantiate it. Reached in full (`std::mem::take`,
+/// `::core::mem::take`) they are std's by construction; reached through an imported
+/// module (`mem::take`) or name (`take`) the handler also proves that the name *is*
+/// std's function (`same(take, ::std::mem::take::<()>)` only compiles if both name
+/// the same function item), so a local `fn take` is not mistaken for it.
+pub static PURE_STD_FUNCTIONS: &[(&str, &str)] = &[
+    ("std::mem::take", "::<()>"),
+    ("std::mem::replace", "::<()>"),
+    ("std::mem::swap", "::<()>"),
+    ("std::mem::drop", "::<()>"),
+    ("std::mem::forget", "::<()>"),
+    ("std::mem::discriminant", "::<()>"),
+    ("std::mem::size_of", "::<()>"),
+    ("std::mem::size_of_val", "::<()>"),
+    ("std::mem::align_of", "::<()>"),
+    ("std::mem::align_of_val", "::<()>"),
+    ("std::mem::needs_drop", "::<()>"),
+    ("std::cmp::max", "::<u8>"),
+    ("std::cmp::min", "::<u8>"),
+    ("std::cmp::max_by", "::<u8, fn(&u8, &u8) -> ::std::cmp::Ordering>"),
+    ("std::cmp::min_by", "::<u8, fn(&u8, &u8) -> ::std::cmp::Ordering>"),
+    ("std::cmp::max_by_key", "::<u8, fn(&u8) -> u8, u8>"),
+    ("std::cmp::min_by_key", "::<u8, fn(&u8) -> u8, u8>"),
+    ("std::convert::identity", "::<()>"),
+    ("std::iter::once", "::<()>"),
+    ("std::iter::repeat", "::<u8>"),
+    ("std::iter::repeat_n", "::<u8>"),
+    ("std::iter::empty", "::<()>"),
+    ("std::iter::zip", "::<::std::vec::Vec<u8>, ::std::vec::Vec<u8>>"),
+    ("std::iter::successors", "::<u8, fn(&u8) -> ::std::option::Option<u8>>"),
+    ("std::iter::from_fn", "::<u8, fn() -> ::std::option::Option<u8>>"),
+    ("std::array::from_fn", "::<u8, 1, fn(usize) -> u8>"),
+    ("std::char::from_u32", ""),
+    ("std::char::from_digit", ""),
+    ("std::str::from_utf8", ""),
+    ("std::any::type_name", "::<()>"),
+    ("std::hint::black_box", "::<()>"),
 ];
+
+/// Types and std traits whose every associated function is pure: `String::from`,
+/// `Vec::with_capacity`, `u64::saturating_sub`, `Option::unwrap_or`, `Default::default`,
+/// `<T as From<U>>::from`, `Iterator::sum`. Matched by the type's own name (the last
+/// segment before the function), so `std::string::String::new` and `String::new` both
+/// match. Everything else called as `Type::function(..)` needs `#[es::pure]` on the
+/// function or its `impl` block, or `trust(Type::function)`.
+pub static PURE_STD_TYPES: &[&str] = &[
+    // primitives
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "u128",
+    "usize",
+    "i8",
+    "i16",
+    "i32",
+    "i64",
+    "i128",
+    "isize",
+    "f32",
+    "f64",
+    "bool",
+    "char",
+    "str",
+    // std types
+    "String",
+    "Vec",
+    "VecDeque",
+    "LinkedList",
+    "BinaryHeap",
+    "BTreeMap",
+    "BTreeSet",
+    "HashMap",
+    "HashSet",
+    "Option",
+    "Result",
+    "Box",
+    "Rc",
+    "Arc",
+    "Cow",
+    "Cell",
+    "RefCell",
+    "OnceCell",
+    "Duration",
+    "Ordering",
+    "Reverse",
+    "Wrapping",
+    "Saturating",
+    "PhantomData",
+    "NonZero",
+    "NonZeroU8",
+    "NonZeroU16",
+    "NonZeroU32",
+    "NonZeroU64",
+    "NonZeroU128",
+    "NonZeroUsize",
+    "NonZeroI8",
+    "NonZeroI16",
+    "NonZeroI32",
+    "NonZeroI64",
+    "NonZeroI128",
+    "NonZeroIsize",
+    "Range",
+    "RangeInclusive",
+    "Some",
+    "Ok",
+    "Err",
+    // std traits, called as `Trait::function(..)` or `<T as Trait>::function(..)`
+    "Default",
+    "Clone",
+    "From",
+    "Into",
+    "TryFrom",
+    "TryInto",
+    "ToString",
+    "ToOwned",
+    "AsRef",
+    "AsMut",
+    "Borrow",
+    "BorrowMut",
+    "PartialEq",
+    "Eq",
+    "PartialOrd",
+    "Ord",
+    "Hash",
+    "Iterator",
+    "IntoIterator",
+    "DoubleEndedIterator",
+    "ExactSizeIterator",
+    "FromIterator",
+    "Extend",
+    "Sum",
+    "Product",
+    "FromStr",
+    "Display",
+    "Debug",
+    "Deref",
+    "DerefMut",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Rem",
+    "Neg",
+    "Not",
+    "AddAssign",
+    "SubAssign",
+    "MulAssign",
+    "DivAssign",
+    "RemAssign",
+    "BitAnd",
+    "BitOr",
+    "BitXor",
+    "Shl",
+    "Shr",
+];
+
+/// Macros that call a method on their first argument: `write!(self, ..)` runs the
+/// `write_str` of `self`'s `fmt::Write` impl, which needs its marker like a call.
+pub static RECEIVER_MACROS: &[(&str, &str)] = &[("write", "write_str"), ("writeln", "write_str")];
+
+/// Collections whose iteration order depends on a per-process random seed.
+pub static UNORDERED_TYPES: &[&str] = &["HashMap", "HashSet"];
+
+/// Methods of [`UNORDERED_TYPES`] that visit the entries in that order.
+pub static UNORDERED_ITERATION: &[&str] =
+    &["iter", "iter_mut", "keys", "values", "values_mut", "into_iter", "into_keys", "into_values", "drain"];
+
+/// Types of `es` whose methods a handler may call on a binding typed with them
+/// (`recorded.occurred_at()` in `apply_recorded`): they only read the envelope.
+pub static TRUSTED_TYPES: &[&str] = &["Recorded"];
+
+/// Methods of std's derivable and conversion traits, allowed on *any* type
+/// (`Money::default()`, `Money::from(cents)`, `<Money as Clone>::clone(&m)`): they are
+/// what derives generate, and the same call as a method (`cents.into()`) is a method on
+/// a value, which is allowed anyway. A hand-written impl of one of these traits is only
+/// read when it is marked `#[es::pure]`.
+pub static PURE_TRAIT_FUNCTIONS: &[&str] = &[
+    "default",
+    "clone",
+    "clone_from",
+    "eq",
+    "ne",
+    "cmp",
+    "partial_cmp",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "hash",
+    "fmt",
+    "from",
+    "into",
+    "try_from",
+    "try_into",
+    "to_string",
+    "to_owned",
+    "as_ref",
+    "as_mut",
+    "from_iter",
+    "from_str",
+];
+
+/// Methods that, called on a `static` or `thread_local!` reached by a `SCREAMING_CASE`
+/// name (`COUNTER.fetch_add(1, ..)`, `CACHE.with(..)`, `CONFIG.lock()`), read or
+/// change state that outlives the fold. A `const` cannot be told from a `static` by
+/// its name, but a `const` holding an atomic or a lock is a fresh copy at every use,
+/// so calling these on it is a mistake too.
+pub static INTERIOR_MUTABILITY_METHODS: &[&str] = &[
+    "load",
+    "store",
+    "swap",
+    "fetch_add",
+    "fetch_sub",
+    "fetch_and",
+    "fetch_nand",
+    "fetch_or",
+    "fetch_xor",
+    "fetch_max",
+    "fetch_min",
+    "fetch_update",
+    "compare_exchange",
+    "compare_exchange_weak",
+    "compare_and_swap",
+    "with",
+    "with_borrow",
+    "with_borrow_mut",
+    "lock",
+    "try_lock",
+    "read",
+    "try_read",
+    "write",
+    "try_write",
+    "borrow",
+    "borrow_mut",
+    "try_borrow",
+    "try_borrow_mut",
+    "set",
+    "get_or_init",
+    "get_or_try_init",
+    "force",
+    "call_once",
+];
+
+/// Like [`INTERIOR_MUTABILITY_METHODS`], but only without arguments: `COUNTER.get()` on
+/// a thread-local `Cell` reads it, while `TABLE.get(i)` on a `const` array is a lookup.
+pub static INTERIOR_MUTABILITY_GETTERS: &[&str] = &["get", "take"];
 
 /// Types whose names start lowercase: `u64::saturating_sub` is an associated function.
 pub static PRIMITIVES: &[&str] = &[

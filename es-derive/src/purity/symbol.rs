@@ -23,3 +23,8 @@ pub fn marker_name(function: &syn::Ident) -> syn::Ident {
     let name = name.strip_prefix("r#").unwrap_or(&name);
     syn::Ident::new(&format!("__mark_{name}_with_es_pure"), function.span())
 }
+
+/// The marker constant inside the type-namespace twin of a checked free function. Its
+/// name is fixed, so that a renamed import (`use pricing::fee as f; f(..)`) finds it:
+/// the twin is renamed along with the function.
+pub const FREE_MARKER: &str = "__es_pure_fn";
