@@ -142,10 +142,10 @@ pub enum GaugeEvent {
 }
 
 /// A state that can come to hold non-finite floats, snapshotted after every event.
+/// JSON writes a NaN or infinite `Option<f64>` as `null`, which reads back as `None`.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Gauge {
     pub ratio: Option<f64>,
-    pub sum: f64,
     pub readings: u64,
 }
 
@@ -155,16 +155,14 @@ impl es::Aggregate for Gauge {
 
     fn apply(&mut self, event: &GaugeEvent) {
         let GaugeEvent::Measured { numerator, denominator } = event;
-        let ratio = numerator / denominator;
-        self.ratio = Some(ratio);
-        self.sum += ratio;
+        self.ratio = Some(numerator / denominator);
         self.readings += 1;
     }
 }
 
 impl Gauge {
     /// The state bit for bit (a NaN equals itself here).
-    pub fn bits(&self) -> (Option<u64>, u64, u64) {
-        (self.ratio.map(f64::to_bits), self.sum.to_bits(), self.readings)
+    pub fn bits(&self) -> (Option<u64>, u64) {
+        (self.ratio.map(f64::to_bits), self.readings)
     }
 }
