@@ -67,7 +67,7 @@ mod projections {
     }
 
     impl Projection for Seen {
-        fn name(&self) -> &str {
+        fn name(&self) -> &'static str {
             "seen"
         }
         async fn setup(&mut self, tx: &mut PgConnection) -> Result<(), HandlerError> {

@@ -64,7 +64,7 @@ mod projections {
     struct Seen;
 
     impl Projection for Seen {
-        fn name(&self) -> &str {
+        fn name(&self) -> &'static str {
             "seen"
         }
         fn setup(&mut self, tx: &rusqlite::Connection) -> Result<(), HandlerError> {

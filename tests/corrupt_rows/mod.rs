@@ -205,8 +205,8 @@ macro_rules! corrupt_rows_suite {
                 // A clock far in the past: the retry is due long before the machine's now.
                 let clock = Arc::new(ManualClock::new(Timestamp::from_unix_micros(1_000_000)));
                 let options = RelayOptions {
-                    backoff_base: Duration::from_secs(60),
-                    backoff_max: Duration::from_secs(60),
+                    backoff_base: Duration::from_mins(1),
+                    backoff_max: Duration::from_mins(1),
                     clock: clock.clone(),
                     ..RelayOptions::default()
                 };
@@ -214,7 +214,7 @@ macro_rules! corrupt_rows_suite {
                 assert_eq!(relay.run_once().await.unwrap().failed, 1);
                 // Not due yet on the relay's clock, although the machine's is decades later.
                 assert_eq!(relay.run_once().await.unwrap().failed, 0);
-                clock.advance(Duration::from_secs(120));
+                clock.advance(Duration::from_mins(2));
                 assert_eq!(relay.run_once().await.unwrap().failed, 1);
                 relay.release().await.unwrap();
             }
