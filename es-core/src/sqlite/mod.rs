@@ -627,14 +627,16 @@ impl EventStore for SqliteStore {
         crate::store::check_stream(stream_type, stream_id)?;
         let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
         self.read_with_tables(move |connection, tables| {
-            let row: Option<(i64, i64, String)> = connection
+            let row = connection
                 .prepare_cached(&format!(
                     "SELECT stream_version, schema_version, state FROM {} WHERE stream_type = ?1 AND stream_id = ?2",
                     tables.snapshots
                 ))
                 .and_then(|mut statement| {
                     statement
-                        .query_row(params![stream_type, stream_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                        .query_row(params![stream_type, stream_id], |row| {
+                            Ok((row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, String>(2)))
+                        })
                         .optional()
                 })
                 .map_err(backend)?;
@@ -643,6 +645,10 @@ impl EventStore for SqliteStore {
                     location: format!("snapshot of stream {stream_type}/{stream_id}"),
                     reason,
                 };
+                let column = |what: &str, error: rusqlite::Error| corrupt(format!("{what}: {error}"));
+                let version = version.map_err(|error| column("stream version", error))?;
+                let schema = schema.map_err(|error| column("schema version", error))?;
+                let state = state.map_err(|error| column("state", error))?;
                 Ok(Snapshot {
                     stream_version: stored::snapshot_version(version).map_err(corrupt)?,
                     schema_version: stored::schema_version(schema).map_err(corrupt)?,
