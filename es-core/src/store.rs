@@ -379,6 +379,7 @@ pub(crate) fn check_append(stream_type: &str, stream_id: &str, events: &[NewEven
         event_type: event_type.to_owned(),
         reason: format!("{what} contains a NUL character, which not every store can hold"),
     };
+    let mut seen = std::collections::HashSet::with_capacity(if events.len() > 8 { events.len() } else { 0 });
     for (index, event) in events.iter().enumerate() {
         if event.event_type.contains('\0') {
             return Err(refuse(&event.event_type, "the event type"));
@@ -387,7 +388,13 @@ pub(crate) fn check_append(stream_type: &str, stream_id: &str, events: &[NewEven
         if event.payload.contains('\0') {
             return Err(refuse(&event.event_type, "the payload"));
         }
-        if events[..index].iter().any(|earlier| earlier.event_id == event.event_id) {
+        // A short batch is searched; a long one is hashed.
+        let repeated = if events.len() > 8 {
+            !seen.insert(event.event_id)
+        } else {
+            events[..index].iter().any(|earlier| earlier.event_id == event.event_id)
+        };
+        if repeated {
             return Err(StoreError::DuplicateEventId { event_id: event.event_id });
         }
     }
