@@ -385,34 +385,7 @@ fn append(
 ) -> Result<Appended, StoreError> {
     let span = tracing::debug_span!("append", stream_type, stream_id, events = events.len());
     let _entered = span.enter();
-    // The lowest version too: a row below 1, written behind the library's back,
-    // would otherwise hide from every load. Two index probes.
-    let (actual, lowest) = tx
-        .prepare_cached(&format!(
-            "SELECT (SELECT MAX(stream_version) FROM {events} WHERE stream_type = ?1 AND stream_id = ?2),
-                    (SELECT MIN(stream_version) FROM {events} WHERE stream_type = ?1 AND stream_id = ?2)",
-            events = tables.events
-        ))
-        .and_then(|mut statement| {
-            statement.query_row(params![stream_type, stream_id], |row| {
-                Ok((row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)))
-            })
-        })
-        .map_err(backend)?;
-    let wrong_type = |error: rusqlite::Error| StoreError::Corrupt {
-        location: format!("stream {stream_type}/{stream_id}"),
-        reason: format!("stream version: {error}"),
-    };
-    let (actual, lowest) = (actual.map_err(wrong_type)?, lowest.map_err(wrong_type)?);
-    let corrupt_at = |version: i64| StoreError::Corrupt {
-        location: format!("stream {stream_type}/{stream_id}, version {version}"),
-        reason: format!("stream version {version}: versions start at 1"),
-    };
-    if let Some(lowest) = lowest.filter(|lowest| *lowest < 1) {
-        return Err(corrupt_at(lowest));
-    }
-    let actual = actual.unwrap_or(0);
-    let actual = stored::current_version(actual).map_err(|_| corrupt_at(actual))?;
+    let actual = stream_version(tx, tables, stream_type, stream_id)?;
     if !expected.matches(actual) {
         return Err(StoreError::Conflict {
             stream_type: stream_type.to_owned(),
@@ -490,6 +463,44 @@ fn append(
     }
     crate::store::check_written(stream_type, stream_id, sent, cursors.len())?;
     Ok(Appended { version: actual + cursors.len() as u64, cursors })
+}
+
+/// The stream's current version, refusing a stream that holds a row below version 1.
+fn stream_version(
+    tx: &rusqlite::Transaction<'_>,
+    tables: &Tables,
+    stream_type: &str,
+    stream_id: &str,
+) -> Result<u64, StoreError> {
+    // The lowest version too: a row below 1, written behind the library's back,
+    // would otherwise hide from every load. Two index probes.
+    let (actual, lowest) = tx
+        .prepare_cached(&format!(
+            "SELECT (SELECT MAX(stream_version) FROM {events} WHERE stream_type = ?1 AND stream_id = ?2),
+                    (SELECT MIN(stream_version) FROM {events} WHERE stream_type = ?1 AND stream_id = ?2)",
+            events = tables.events
+        ))
+        .and_then(|mut statement| {
+            statement.query_row(params![stream_type, stream_id], |row| {
+                Ok((row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)))
+            })
+        })
+        .map_err(backend)?;
+    let wrong_type = |error: rusqlite::Error| StoreError::Corrupt {
+        location: format!("stream {stream_type}/{stream_id}"),
+        reason: format!("stream version: {error}"),
+    };
+    let (actual, lowest) = (actual.map_err(wrong_type)?, lowest.map_err(wrong_type)?);
+    let corrupt_at = |version: i64| StoreError::Corrupt {
+        location: format!("stream {stream_type}/{stream_id}, version {version}"),
+        reason: format!("stream version {version}: versions start at 1"),
+    };
+    if let Some(lowest) = lowest.filter(|lowest| *lowest < 1) {
+        return Err(corrupt_at(lowest));
+    }
+    let actual = actual.unwrap_or(0);
+    let actual = stored::current_version(actual).map_err(|_| corrupt_at(actual))?;
+    Ok(actual)
 }
 
 /// Whether an event with this id is stored (or written earlier in this transaction).
