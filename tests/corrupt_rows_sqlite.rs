@@ -122,3 +122,48 @@ mod projections {
         assert!(error.contains("bad") && error.contains("version 0"), "{error}");
     }
 }
+
+/// SQLite keeps whatever type a value was written with: a column of the wrong type is
+/// corrupt like a value out of range, for loads and for reads.
+mod wrongly_typed_columns {
+    use super::new_store;
+    use es::{
+        Cursor, EventStore, ExpectedVersion, IdSource, LoadError, Metadata, NewEvent, RandomIds, StoreError, Timestamp,
+    };
+
+    #[tokio::test]
+    async fn a_column_of_the_wrong_type_is_corrupt_not_a_driver_error() {
+        let cases = [
+            ("stream_version", "'two'"),
+            ("stream_version", "1.5"),
+            ("occurred_at", "'yesterday'"),
+            ("event_type", "x'00ff'"),
+            ("schema_version", "'one'"),
+        ];
+        for (column, value) in cases {
+            let store = new_store().await;
+            let event = crate::support::AccountEvent::Deposited { amount: 1 };
+            let events =
+                vec![NewEvent::encode(&event, RandomIds.next_id(), Timestamp::EPOCH, Metadata::default()).unwrap()];
+            store.append("Account", "typed", ExpectedVersion::NoStream, events).await.unwrap();
+            let sql = format!("UPDATE es_events SET {column} = {value}");
+            store.transaction(move |tx| tx.execute_batch(&sql).map_err(StoreError::from)).await.unwrap();
+            let corrupt = |error: &StoreError| matches!(error, StoreError::Corrupt { .. });
+            match store.load::<crate::support::Account>("typed").await {
+                Err(LoadError::Store(error)) => assert!(corrupt(&error), "{column} = {value}: {error:?}"),
+                other => panic!("{column} = {value}: expected a corrupt row, got {other:?}"),
+            }
+            let error = store.read_stream("Account", "typed", 1).await.unwrap_err();
+            assert!(corrupt(&error), "{column} = {value}: {error:?}");
+            let error = store.read_all(Cursor::START, 10).await.unwrap_err();
+            assert!(corrupt(&error), "{column} = {value}: {error:?}");
+            if column == "stream_version" {
+                let event = crate::support::AccountEvent::Deposited { amount: 1 };
+                let events =
+                    vec![NewEvent::encode(&event, RandomIds.next_id(), Timestamp::EPOCH, Metadata::default()).unwrap()];
+                let error = store.append("Account", "typed", ExpectedVersion::Any, events).await.unwrap_err();
+                assert!(corrupt(&error), "{column} = {value}: {error:?}");
+            }
+        }
+    }
+}

@@ -300,8 +300,10 @@ pub enum StoreError {
         /// The repeated id.
         event_id: Uuid,
     },
-    /// A value cannot be stored by this backend; nothing was written.
-    #[error("stream {stream_type}/{stream_id}: cannot store event `{event_type}`: {reason}")]
+    /// A value cannot be stored by this backend (or, for stream names, by some
+    /// backend); nothing was written. `event_type` is empty when the stream itself
+    /// cannot be stored.
+    #[error("stream {stream_type}/{stream_id}: cannot store {}: {reason}", what_unstorable(event_type))]
     Unstorable {
         /// The stream's aggregate type.
         stream_type: String,
@@ -345,6 +347,11 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// What an [`StoreError::Unstorable`] refused: an event, or the stream itself.
+fn what_unstorable(event_type: &str) -> String {
+    if event_type.is_empty() { "the stream".to_owned() } else { format!("event `{event_type}`") }
 }
 
 impl StoreError {
@@ -406,6 +413,7 @@ pub(crate) fn check_append(stream_type: &str, stream_id: &str, events: &[NewEven
         event_type: event_type.to_owned(),
         reason: format!("{what} contains a NUL character, which not every store can hold"),
     };
+    let mut seen = std::collections::HashSet::with_capacity(if events.len() > 8 { events.len() } else { 0 });
     for (index, event) in events.iter().enumerate() {
         if event.event_type.contains('\0') {
             return Err(refuse(&event.event_type, "the event type"));
@@ -414,7 +422,13 @@ pub(crate) fn check_append(stream_type: &str, stream_id: &str, events: &[NewEven
         if event.payload.contains('\0') {
             return Err(refuse(&event.event_type, "the payload"));
         }
-        if events[..index].iter().any(|earlier| earlier.event_id == event.event_id) {
+        // A short batch is searched; a long one is hashed.
+        let repeated = if events.len() > 8 {
+            !seen.insert(event.event_id)
+        } else {
+            events[..index].iter().any(|earlier| earlier.event_id == event.event_id)
+        };
+        if repeated {
             return Err(StoreError::DuplicateEventId { event_id: event.event_id });
         }
     }
@@ -623,5 +637,74 @@ pub(crate) fn validate_table_prefix(prefix: &str, backend: &'static str) -> Resu
             )
             .into(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: u128) -> NewEvent {
+        NewEvent {
+            event_id: Uuid::from_u128(id),
+            event_type: "Deposited".into(),
+            schema_version: 1,
+            occurred_at: Timestamp::EPOCH,
+            metadata: Metadata::default(),
+            payload: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn an_append_that_wrote_fewer_rows_than_given_is_an_error() {
+        assert!(check_written("Account", "a-1", 3, 3).is_ok());
+        let error = check_written("Account", "a-1", 3, 0).unwrap_err();
+        assert!(matches!(error, StoreError::Incomplete { sent: 3, written: 0, .. }));
+        assert_eq!(
+            error.to_string(),
+            "stream Account/a-1: the store wrote 0 of the 3 events appended; the append failed"
+        );
+    }
+
+    #[test]
+    fn stream_names_are_bounded_in_bytes_and_free_of_nul() {
+        assert!(check_stream("Account", &"é".repeat(MAX_STREAM_ID_BYTES / 2)).is_ok());
+        let error = check_stream("Account", &"é".repeat(MAX_STREAM_ID_BYTES / 2 + 1)).unwrap_err();
+        // The message names the stream without repeating all of it, cut on a character.
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("stream Account/{}… (1026 bytes): cannot store the stream", "é".repeat(32))),
+            "{error}"
+        );
+        assert!(check_stream(&"T".repeat(MAX_STREAM_TYPE_BYTES + 1), "a").is_err());
+        assert!(check_stream("Account", "a\0").is_err());
+        assert!(check_stream("Acc\0ount", "a").is_err());
+    }
+
+    #[test]
+    fn an_append_is_checked_whole_before_anything_is_written() {
+        assert!(check_append("Account", "a", &[event(1), event(2)]).is_ok());
+        let error = check_append("Account", "a", &[event(1), event(2), event(1)]).unwrap_err();
+        assert!(matches!(error, StoreError::DuplicateEventId { event_id } if event_id == Uuid::from_u128(1)));
+        let mut nul = event(3);
+        nul.event_type = "De\0posited".into();
+        assert!(matches!(check_append("Account", "a", &[nul]), Err(StoreError::Unstorable { .. })));
+    }
+
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[test]
+    fn stored_integers_below_their_range_are_refused() {
+        assert!(stored::version(0).is_err());
+        assert!(stored::version(-1).is_err());
+        assert_eq!(stored::version(1), Ok(1));
+        assert!(stored::snapshot_version(0).is_err());
+        assert!(stored::current_version(-1).is_err());
+        assert_eq!(stored::current_version(0), Ok(0));
+        assert!(stored::count(-1, "position").is_err());
+        assert!(stored::attempts(-1).is_err());
+        assert!(stored::schema_version(-1).is_err());
+        assert!(check_schema_version(-1, 2, "sqlite").is_err());
+        assert_eq!(check_schema_version(2, 2, "sqlite").ok(), Some(2));
     }
 }

@@ -194,6 +194,95 @@ macro_rules! conformance_suite {
             }
 
             #[tokio::test]
+            async fn a_state_json_cannot_hold_is_not_snapshotted_and_loads_back_the_same() {
+                use $crate::support::{Gauge, GaugeEvent};
+                let repository = Repository::new(new_store().await);
+                let readings = [(1.0, 2.0), (0.0, 0.0), (3.0, 4.0), (1.0, 0.0), (-1.0, 0.0), (2.0, 8.0)];
+                for (stream, start) in [("nan", 0), ("infinite", 3)] {
+                    for &(numerator, denominator) in &readings[start..] {
+                        let committed = repository
+                            .execute(stream, |_: &Gauge, _| {
+                                Ok::<_, BankError>(vec![GaugeEvent::Measured { numerator, denominator }])
+                            })
+                            .await
+                            .unwrap();
+                        let loaded = repository.load::<Gauge>(stream).await.unwrap();
+                        assert_eq!(loaded.state().bits(), committed.state.bits(), "{stream} after {numerator}/{denominator}");
+                        assert_eq!(loaded.version(), committed.version);
+                    }
+                }
+            }
+
+            #[tokio::test]
+            async fn stream_ids_up_to_the_maximum_are_stored_and_longer_ones_are_unstorable_everywhere() {
+                let store = new_store().await;
+                let ids = SequentialIds::new();
+                // Two bytes per character: the limit is in bytes.
+                let longest = "é".repeat(es::MAX_STREAM_ID_BYTES / 2);
+                let longest_type = "T".repeat(es::MAX_STREAM_TYPE_BYTES);
+                store.append("Account", &longest, ExpectedVersion::NoStream, new_events(&ids, &deposits(1))).await.unwrap();
+                store.append(&longest_type, &longest, ExpectedVersion::NoStream, new_events(&ids, &deposits(1))).await.unwrap();
+                assert_eq!(store.read_stream("Account", &longest, 1).await.unwrap().len(), 1);
+                assert_eq!(store.load::<Account>(&longest).await.unwrap().version(), 1);
+                let too_long = format!("{longest}x");
+                let too_long_type = format!("{longest_type}T");
+                let unstorable = |error: &StoreError| matches!(error, StoreError::Unstorable { .. });
+                let error = store.append("Account", &too_long, ExpectedVersion::Any, new_events(&ids, &deposits(1))).await.unwrap_err();
+                assert!(unstorable(&error), "{error:?}");
+                let error = store.append(&too_long_type, "a-1", ExpectedVersion::Any, new_events(&ids, &deposits(1))).await.unwrap_err();
+                assert!(unstorable(&error), "{error:?}");
+                let error = store.read_stream("Account", &too_long, 1).await.unwrap_err();
+                assert!(unstorable(&error), "{error:?}");
+                match store.load::<Account>(&too_long).await {
+                    Err(es::LoadError::Store(error)) => assert!(unstorable(&error), "{error:?}"),
+                    other => panic!("expected an unstorable stream id, got {other:?}"),
+                }
+                let repository = Repository::new(store);
+                match repository.execute(&too_long, |a: &Account, ctx| a.open("Ada", ctx)).await {
+                    Err(es::CommandError::Store(error)) => assert!(unstorable(&error), "{error:?}"),
+                    other => panic!("expected an unstorable stream id, got {other:?}"),
+                }
+            }
+
+            #[tokio::test]
+            async fn a_nul_in_a_stream_name_or_event_type_is_unstorable_everywhere() {
+                let store = new_store().await;
+                let ids = SequentialIds::new();
+                let unstorable = |error: &StoreError| matches!(error, StoreError::Unstorable { .. });
+                let error = store.append("Account", "a\0b", ExpectedVersion::Any, new_events(&ids, &deposits(1))).await.unwrap_err();
+                assert!(unstorable(&error), "{error:?}");
+                let error = store.append("Acc\0ount", "a", ExpectedVersion::Any, new_events(&ids, &deposits(1))).await.unwrap_err();
+                assert!(unstorable(&error), "{error:?}");
+                let mut events = new_events(&ids, &deposits(1));
+                events[0].event_type = "Depo\0sited".into();
+                let error = store.append("Account", "a", ExpectedVersion::Any, events).await.unwrap_err();
+                assert!(unstorable(&error), "{error:?}");
+                let error = store.read_stream("Account", "a\0b", 1).await.unwrap_err();
+                assert!(unstorable(&error), "{error:?}");
+                match store.load::<Account>("a\0b").await {
+                    Err(es::LoadError::Store(error)) => assert!(unstorable(&error), "{error:?}"),
+                    other => panic!("expected an unstorable stream id, got {other:?}"),
+                }
+                let repository = Repository::new(store);
+                match repository.execute("a\0b", |a: &Account, ctx| a.open("Ada", ctx)).await {
+                    Err(es::CommandError::Store(error)) => assert!(unstorable(&error), "{error:?}"),
+                    other => panic!("expected an unstorable stream id, got {other:?}"),
+                }
+                assert!(repository.load::<Account>("a").await.unwrap().version() == 0);
+            }
+
+            #[tokio::test]
+            async fn one_event_id_twice_in_one_append_is_a_duplicate_and_nothing_is_written() {
+                let store = new_store().await;
+                let ids = SequentialIds::new();
+                let events = new_events(&ids, &deposits(2));
+                let twice = vec![events[0].clone(), events[1].clone(), events[0].clone()];
+                let error = store.append("Account", "a-1", ExpectedVersion::NoStream, twice).await.unwrap_err();
+                assert!(matches!(error, StoreError::DuplicateEventId { event_id } if event_id == events[0].event_id), "{error}");
+                assert!(store.read_stream("Account", "a-1", 1).await.unwrap().is_empty());
+            }
+
+            #[tokio::test]
             async fn snapshots_shorten_loads_and_never_change_the_state() {
                 use $crate::support::SnapshottedAccount;
                 use es::Snapshot;

@@ -137,3 +137,37 @@ impl es::Aggregate for SnapshottedAccount {
         }
     }
 }
+
+/// A reading whose ratio the state computes: 0/0 and 1/0 give a NaN or an infinite
+/// float that JSON cannot hold, although every event is finite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+pub enum GaugeEvent {
+    Measured { numerator: f64, denominator: f64 },
+}
+
+/// A state that can come to hold non-finite floats, snapshotted after every event.
+/// JSON writes a NaN or infinite `Option<f64>` as `null`, which reads back as `None`.
+#[aggregate]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Gauge {
+    pub ratio: Option<f64>,
+    pub readings: u64,
+}
+
+#[aggregate(snapshot(version = 1, every = 1))]
+impl es::Aggregate for Gauge {
+    type Event = GaugeEvent;
+
+    fn apply(&mut self, event: &GaugeEvent) {
+        let GaugeEvent::Measured { numerator, denominator } = event;
+        self.ratio = Some(numerator / denominator);
+        self.readings += 1;
+    }
+}
+
+impl Gauge {
+    /// The state bit for bit (a NaN equals itself here).
+    pub fn bits(&self) -> (Option<u64>, u64) {
+        (self.ratio.map(f64::to_bits), self.readings)
+    }
+}

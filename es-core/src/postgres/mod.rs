@@ -214,7 +214,6 @@ impl PgStore {
                 event_type: event.event_type.clone(),
                 reason: format!("schema version {} exceeds PostgreSQL's INT", event.schema_version),
             })?);
-            types.push(event.event_type);
             times.push(event.occurred_at.as_unix_micros());
             metadata.push(if event.metadata.is_empty() {
                 None
@@ -222,10 +221,11 @@ impl PgStore {
                 Some(serde_json::to_string(&event.metadata).map_err(|error| StoreError::Unstorable {
                     stream_type: stream_type.to_owned(),
                     stream_id: stream_id.to_owned(),
-                    event_type: String::new(),
+                    event_type: event.event_type.clone(),
                     reason: format!("metadata does not encode: {error}"),
                 })?)
             });
+            types.push(event.event_type);
             payloads.push(event.payload);
         }
         let expected_sql = match expected {

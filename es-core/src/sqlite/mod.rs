@@ -386,27 +386,7 @@ fn append(
 ) -> Result<Appended, StoreError> {
     let span = tracing::debug_span!("append", stream_type, stream_id, events = events.len());
     let _entered = span.enter();
-    // The lowest version too: a row below 1, written behind the library's back,
-    // would otherwise hide from every load. Two index probes.
-    let (actual, lowest): (Option<i64>, Option<i64>) = tx
-        .prepare_cached(&format!(
-            "SELECT (SELECT MAX(stream_version) FROM {events} WHERE stream_type = ?1 AND stream_id = ?2),
-                    (SELECT MIN(stream_version) FROM {events} WHERE stream_type = ?1 AND stream_id = ?2)",
-            events = tables.events
-        ))
-        .and_then(|mut statement| {
-            statement.query_row(params![stream_type, stream_id], |row| Ok((row.get(0)?, row.get(1)?)))
-        })
-        .map_err(backend)?;
-    let corrupt_at = |version: i64| StoreError::Corrupt {
-        location: format!("stream {stream_type}/{stream_id}, version {version}"),
-        reason: format!("stream version {version}: versions start at 1"),
-    };
-    if let Some(lowest) = lowest.filter(|lowest| *lowest < 1) {
-        return Err(corrupt_at(lowest));
-    }
-    let actual = actual.unwrap_or(0);
-    let actual = stored::current_version(actual).map_err(|_| corrupt_at(actual))?;
+    let actual = stream_version(tx, tables, stream_type, stream_id)?;
     if !expected.matches(actual) {
         return Err(StoreError::Conflict {
             stream_type: stream_type.to_owned(),
@@ -486,6 +466,44 @@ fn append(
     Ok(Appended { version: actual + cursors.len() as u64, cursors })
 }
 
+/// The stream's current version, refusing a stream that holds a row below version 1.
+fn stream_version(
+    tx: &rusqlite::Transaction<'_>,
+    tables: &Tables,
+    stream_type: &str,
+    stream_id: &str,
+) -> Result<u64, StoreError> {
+    // The lowest version too: a row below 1, written behind the library's back,
+    // would otherwise hide from every load. Two index probes.
+    let (actual, lowest) = tx
+        .prepare_cached(&format!(
+            "SELECT (SELECT MAX(stream_version) FROM {events} WHERE stream_type = ?1 AND stream_id = ?2),
+                    (SELECT MIN(stream_version) FROM {events} WHERE stream_type = ?1 AND stream_id = ?2)",
+            events = tables.events
+        ))
+        .and_then(|mut statement| {
+            statement.query_row(params![stream_type, stream_id], |row| {
+                Ok((row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)))
+            })
+        })
+        .map_err(backend)?;
+    let wrong_type = |error: rusqlite::Error| StoreError::Corrupt {
+        location: format!("stream {stream_type}/{stream_id}"),
+        reason: format!("stream version: {error}"),
+    };
+    let (actual, lowest) = (actual.map_err(wrong_type)?, lowest.map_err(wrong_type)?);
+    let corrupt_at = |version: i64| StoreError::Corrupt {
+        location: format!("stream {stream_type}/{stream_id}, version {version}"),
+        reason: format!("stream version {version}: versions start at 1"),
+    };
+    if let Some(lowest) = lowest.filter(|lowest| *lowest < 1) {
+        return Err(corrupt_at(lowest));
+    }
+    let actual = actual.unwrap_or(0);
+    let actual = stored::current_version(actual).map_err(|_| corrupt_at(actual))?;
+    Ok(actual)
+}
+
 /// Whether an event with this id is stored (or written earlier in this transaction).
 fn id_is_stored(tx: &rusqlite::Transaction<'_>, tables: &Tables, event_id: Uuid) -> rusqlite::Result<bool> {
     tx.query_row(
@@ -500,30 +518,40 @@ pub(crate) const EVENT_COLUMNS: &str = "position, event_id, stream_type, stream_
 /// Reads a row selected with [`EVENT_COLUMNS`], refusing values the library would
 /// never have written.
 pub(crate) fn event_from_row(row: &Row<'_>, at: usize) -> Result<StoredEvent, StoreError> {
-    let position: i64 = row.get(at).map_err(backend)?;
-    let stream_type: String = row.get(at + 2).map_err(backend)?;
-    let stream_id: String = row.get(at + 3).map_err(backend)?;
-    let stream_version: i64 = row.get(at + 4).map_err(backend)?;
+    // SQLite keeps whatever type a value was written with: a column of the wrong type
+    // is as corrupt as a value out of range.
+    let position: i64 = row.get(at).map_err(|error| StoreError::Corrupt {
+        location: "a row of the events table".into(),
+        reason: format!("position: {error}"),
+    })?;
+    let at_position = |what: &str, error: rusqlite::Error| StoreError::Corrupt {
+        location: format!("position {position}"),
+        reason: format!("{what}: {error}"),
+    };
+    let stream_type: String = row.get(at + 2).map_err(|error| at_position("stream type", error))?;
+    let stream_id: String = row.get(at + 3).map_err(|error| at_position("stream id", error))?;
+    let stream_version: i64 = row.get(at + 4).map_err(|error| at_position("stream version", error))?;
     let corrupt = |reason: String| StoreError::Corrupt {
         location: stored::event_location(&stream_type, &stream_id, stream_version, position),
         reason,
     };
-    let id: Vec<u8> = row.get(at + 1).map_err(backend)?;
-    let event_id = Uuid::from_slice(&id).map_err(|_| corrupt(format!("event id is {} bytes, not 16", id.len())))?;
-    let schema_version: i64 = row.get(at + 6).map_err(|error| corrupt(format!("schema version: {error}")))?;
-    let metadata: Option<String> = row.get(at + 8).map_err(backend)?;
+    let column = |what: &str, error: rusqlite::Error| corrupt(format!("{what}: {error}"));
     let stream_version = stored::version(stream_version).map_err(&corrupt)?;
+    let id: Vec<u8> = row.get(at + 1).map_err(|error| column("event id", error))?;
+    let event_id = Uuid::from_slice(&id).map_err(|_| corrupt(format!("event id is {} bytes, not 16", id.len())))?;
+    let schema_version: i64 = row.get(at + 6).map_err(|error| column("schema version", error))?;
+    let metadata: Option<String> = row.get(at + 8).map_err(|error| column("metadata", error))?;
     Ok(StoredEvent {
         event_id,
-        stream_type: stream_type.clone(),
-        stream_id: stream_id.clone(),
-        stream_version,
         cursor: Cursor::at_position(stored::position(position).map_err(&corrupt)?),
-        event_type: row.get(at + 5).map_err(backend)?,
+        event_type: row.get(at + 5).map_err(|error| column("event type", error))?,
         schema_version: stored::schema_version(schema_version).map_err(&corrupt)?,
-        occurred_at: Timestamp::from_unix_micros(row.get(at + 7).map_err(backend)?),
+        occurred_at: Timestamp::from_unix_micros(row.get(at + 7).map_err(|error| column("occurred at", error))?),
         metadata: stored::metadata(metadata.as_deref()).map_err(&corrupt)?,
-        payload: row.get(at + 9).map_err(|error| corrupt(format!("payload: {error}")))?,
+        payload: row.get(at + 9).map_err(|error| column("payload", error))?,
+        stream_version,
+        stream_type,
+        stream_id,
     })
 }
 
@@ -621,14 +649,16 @@ impl EventStore for SqliteStore {
         crate::store::check_stream(stream_type, stream_id)?;
         let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
         self.read_with_tables(move |connection, tables| {
-            let row: Option<(i64, i64, String)> = connection
+            let row = connection
                 .prepare_cached(&format!(
                     "SELECT stream_version, schema_version, state FROM {} WHERE stream_type = ?1 AND stream_id = ?2",
                     tables.snapshots
                 ))
                 .and_then(|mut statement| {
                     statement
-                        .query_row(params![stream_type, stream_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                        .query_row(params![stream_type, stream_id], |row| {
+                            Ok((row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, String>(2)))
+                        })
                         .optional()
                 })
                 .map_err(backend)?;
@@ -637,6 +667,10 @@ impl EventStore for SqliteStore {
                     location: format!("snapshot of stream {stream_type}/{stream_id}"),
                     reason,
                 };
+                let column = |what: &str, error: rusqlite::Error| corrupt(format!("{what}: {error}"));
+                let version = version.map_err(|error| column("stream version", error))?;
+                let schema = schema.map_err(|error| column("schema version", error))?;
+                let state = state.map_err(|error| column("state", error))?;
                 Ok(Snapshot {
                     stream_version: stored::snapshot_version(version).map_err(corrupt)?,
                     schema_version: stored::schema_version(schema).map_err(corrupt)?,
@@ -712,8 +746,14 @@ fn fold_with_envelopes<A: Aggregate>(
     let after = i64::try_from(loaded.version()).unwrap_or(i64::MAX);
     let mut rows = statement.query(params![A::stream_type(), loaded.stream_id(), after]).map_err(backend)?;
     while let Some(row) = rows.next().map_err(backend)? {
-        let position: i64 = row.get(0).map_err(backend)?;
-        let stream_version: i64 = row.get(2).map_err(backend)?;
+        let position: i64 = row.get(0).map_err(|error| StoreError::Corrupt {
+            location: format!("stream {}/{}", A::stream_type(), loaded.stream_id()),
+            reason: format!("position: {error}"),
+        })?;
+        let stream_version: i64 = row.get(2).map_err(|error| StoreError::Corrupt {
+            location: format!("stream {}/{} (position {position})", A::stream_type(), loaded.stream_id()),
+            reason: format!("stream version: {error}"),
+        })?;
         let corrupt = |reason: String| StoreError::Corrupt {
             location: stored::event_location(A::stream_type(), loaded.stream_id(), stream_version, position),
             reason,
@@ -722,7 +762,7 @@ fn fold_with_envelopes<A: Aggregate>(
             row.get_ref(index).map_err(backend)?.as_str().map_err(|error| corrupt(format!("column {index}: {error}")))
         };
         let id = row.get_ref(1).map_err(backend)?.as_blob().map_err(|error| corrupt(format!("event id: {error}")))?;
-        let metadata = match row.get_ref(6).map_err(backend)? {
+        let metadata = match row.get_ref(6).map_err(|error| corrupt(format!("metadata: {error}")))? {
             rusqlite::types::ValueRef::Null => None,
             _ => Some(text(6)?),
         };
@@ -733,7 +773,9 @@ fn fold_with_envelopes<A: Aggregate>(
             cursor: Cursor::at_position(stored::position(position).map_err(&corrupt)?),
             event_type: text(3)?,
             schema_version: stored::schema_version(schema_version).map_err(&corrupt)?,
-            occurred_at: Timestamp::from_unix_micros(row.get(5).map_err(backend)?),
+            occurred_at: Timestamp::from_unix_micros(
+                row.get(5).map_err(|error| corrupt(format!("occurred at: {error}")))?,
+            ),
             metadata: stored::metadata(metadata).map_err(&corrupt)?,
             payload: text(7)?,
         };

@@ -88,12 +88,15 @@ impl Outbox for SqliteStore {
             let mut rows = statement.query(params![now.as_unix_micros(), limit]).map_err(backend)?;
             let mut pending = Vec::new();
             while let Some(row) = rows.next().map_err(backend)? {
-                let position: i64 = row.get(0).map_err(backend)?;
-                let attempts: i64 = row.get(1).map_err(backend)?;
+                let position: i64 = row.get(0).map_err(|error| StoreError::Corrupt {
+                    location: format!("table {outbox}"),
+                    reason: format!("position: {error}"),
+                })?;
+                let attempts = row.get::<_, i64>(1).map_err(|error| format!("attempts: {error}"));
                 let missing: bool = row.get(2).map_err(backend)?;
                 let outbox_position = stored::count(position, "outbox position")
                     .map_err(|reason| StoreError::Corrupt { location: format!("table {outbox}"), reason })?;
-                let read_attempts = stored::attempts(attempts);
+                let read_attempts = attempts.and_then(stored::attempts);
                 let event = match if missing {
                     Err(format!("outbox row {position} has no event"))
                 } else if let Err(reason) = &read_attempts {

@@ -236,17 +236,19 @@ fn lock<P>(projection: &Mutex<P>) -> MutexGuard<'_, P> {
 }
 
 fn read_checkpoint(connection: &Connection, tables: &Tables, name: &str) -> Result<Option<Checkpoint>, StoreError> {
-    let row: Option<(i64, Option<Vec<u8>>)> = connection
+    let row = connection
         .query_row(
             &format!("SELECT position, event_id FROM {} WHERE projection = ?1", tables.checkpoints),
             [name],
-            |row| Ok((row.get(0)?, row.get(1)?)),
+            |row| Ok((row.get::<_, i64>(0), row.get::<_, Option<Vec<u8>>>(1))),
         )
         .optional()
         .map_err(backend)?;
     row.map(|(position, event_id)| {
         let corrupt =
             |reason: String| StoreError::Corrupt { location: format!("checkpoint of projection {name}"), reason };
+        let position = position.map_err(|error| corrupt(format!("position: {error}")))?;
+        let event_id = event_id.map_err(|error| corrupt(format!("event id: {error}")))?;
         Ok(Checkpoint {
             cursor: Cursor::at_position(stored::count(position, "checkpoint position").map_err(corrupt)?),
             event_id: event_id
@@ -283,10 +285,10 @@ fn read_batch(tx: &Connection, tables: &Tables, after: u64, limit: usize) -> Res
         .map_err(backend)?;
     let mut batch = Vec::new();
     while let Some(row) = rows.next().map_err(backend)? {
-        let position: i64 = row.get(0).map_err(backend)?;
         // A row whose position is unreadable cannot be skipped past: stop there.
-        let position = stored::position(position)
-            .map_err(|reason| StoreError::Corrupt { location: format!("table {}", tables.events), reason })?;
+        let corrupt = |reason: String| StoreError::Corrupt { location: format!("table {}", tables.events), reason };
+        let position: i64 = row.get(0).map_err(|error| corrupt(format!("position: {error}")))?;
+        let position = stored::position(position).map_err(corrupt)?;
         batch.push((position, event_from_row(row, 1).map_err(|error| error.to_string())));
     }
     Ok(batch)
