@@ -6,6 +6,7 @@ pub enum CartEvent {
     Added { sku: String, quantity: u32 },
 }
 
+#[es::aggregate]
 #[derive(Debug, Default)]
 pub struct Cart {
     pub items: u32,

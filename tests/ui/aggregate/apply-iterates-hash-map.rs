@@ -8,6 +8,7 @@ pub enum CartEvent {
     Added { skus: Vec<String> },
 }
 
+#[es::aggregate]
 #[derive(Debug, Default)]
 pub struct Cart {
     pub first: Option<String>,
