@@ -18,7 +18,7 @@ use crate::event::{EncodeError, Event};
 use crate::id::{IdSource, RandomIds};
 use crate::recorded::{Metadata, Recorded};
 use crate::rehydrate::{Loaded, RehydrateError};
-use crate::store::{EventStore, ExpectedVersion, NewEvent, StoreError};
+use crate::store::{EventStore, ExpectedVersion, LoadError, NewEvent, StoreError};
 
 /// What a decision can read besides the state: the time and ids to capture into the
 /// events it returns.
@@ -113,18 +113,6 @@ impl Retry {
     pub const fn attempts(attempts: u32) -> Self {
         Self { attempts }
     }
-}
-
-/// Reading a stream failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum LoadError {
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The stream does not fold (gap, duplicate, undecodable event).
-    #[error(transparent)]
-    Rehydrate(#[from] RehydrateError),
 }
 
 /// A command failed.

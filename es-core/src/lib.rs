@@ -19,6 +19,8 @@ pub mod rehydrate;
 pub mod relay;
 pub mod sink;
 pub mod snapshot;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;
@@ -30,7 +32,7 @@ pub mod __private;
 
 pub use aggregate::Aggregate;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use command::{Aggregates, CommandError, Committed, Context, Decided, Decision, LoadError, Repository, Retry};
+pub use command::{Aggregates, CommandError, Committed, Context, Decided, Decision, Repository, Retry};
 pub use event::{DecodeError, EncodeError, Event, EventType};
 pub use id::{IdSource, RandomIds, SequentialIds};
 pub use json::{Json, JsonNumber, JsonObject};
@@ -41,7 +43,7 @@ pub use relay::{OutboxStatus, Relay, RelayOptions, RelayReport};
 pub use sink::{Sink, SinkError};
 pub use snapshot::{Snapshot, SnapshotPolicy};
 pub use store::{
-    Appended, Cursor, EventStore, ExpectedVersion, MAX_STREAM_ID_BYTES, MAX_STREAM_TYPE_BYTES, NewEvent, StoreError,
-    StoredEvent,
+    Appended, Cursor, EventStore, ExpectedVersion, LoadError, MAX_STREAM_ID_BYTES, MAX_STREAM_TYPE_BYTES, NewEvent,
+    StoreError, StoredEvent,
 };
 pub use upcast::UpcastError;

@@ -1,13 +1,14 @@
 //! The envelope of a recorded event.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::clock::Timestamp;
-use crate::store::Cursor;
+use crate::event::{EncodeError, Event};
 
 /// Correlation and causation ids and free-form user data, recorded with every event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,4 +98,101 @@ impl<E> Recorded<E> {
     pub fn into_event(self) -> E {
         self.event
     }
+}
+
+/// Where a reader of the global log stands: strictly after the event it names.
+///
+/// Readers resume *after* a cursor, never at "position + 1": some backends hand out
+/// positions with gaps, and in commit order rather than in position order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cursor {
+    /// The commit-order key of the transaction that wrote the event (0 for backends
+    /// whose positions already follow commit order).
+    pub commit: u64,
+    /// The event's global position.
+    pub position: u64,
+}
+
+impl Cursor {
+    /// Before the first event.
+    pub const START: Cursor = Cursor { commit: 0, position: 0 };
+
+    /// A cursor for backends whose positions follow commit order.
+    #[must_use]
+    pub const fn at_position(position: u64) -> Self {
+        Self { commit: 0, position }
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.commit == 0 {
+            write!(f, "position {}", self.position)
+        } else {
+            write!(f, "position {} (commit {})", self.position, self.commit)
+        }
+    }
+}
+
+/// An event encoded and ready to append: everything but the position and version,
+/// which the store assigns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// Unique id, from the command side's id source.
+    pub event_id: Uuid,
+    /// The stored type name.
+    pub event_type: String,
+    /// The schema version the payload was written at.
+    pub schema_version: u32,
+    /// When the command was decided, from the command side's clock.
+    pub occurred_at: Timestamp,
+    /// Correlation, causation and user data.
+    pub metadata: Metadata,
+    /// The payload as JSON text.
+    pub payload: String,
+}
+
+impl NewEvent {
+    /// Encodes `event` with the given id, time and metadata.
+    pub fn encode<E: Event>(
+        event: &E,
+        event_id: Uuid,
+        occurred_at: Timestamp,
+        metadata: Metadata,
+    ) -> Result<Self, EncodeError> {
+        let event_type = event.event_type();
+        Ok(Self {
+            event_id,
+            event_type: event_type.name.to_owned(),
+            schema_version: event_type.version,
+            occurred_at,
+            metadata,
+            payload: event.encode()?,
+        })
+    }
+}
+
+/// An event as stored: envelope plus encoded payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Unique id (the dedupe key downstream).
+    pub event_id: Uuid,
+    /// The aggregate type of the stream.
+    pub stream_type: String,
+    /// The stream id.
+    pub stream_id: String,
+    /// 1, 2, 3, … within the stream.
+    pub stream_version: u64,
+    /// Where the event stands in the global log.
+    pub cursor: Cursor,
+    /// The stored type name.
+    pub event_type: String,
+    /// The schema version of the payload.
+    pub schema_version: u32,
+    /// When the command was decided.
+    pub occurred_at: Timestamp,
+    /// Correlation, causation and user data.
+    pub metadata: Metadata,
+    /// The payload as JSON text.
+    pub payload: String,
 }

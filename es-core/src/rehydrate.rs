@@ -10,7 +10,10 @@ use crate::recorded::Recorded;
 use std::sync::Arc;
 
 use crate::__private::PurityChecked;
-use crate::store::{EventParts, StoredEvent, decode_bare, decode_event, decode_parts};
+use crate::clock::Timestamp;
+use crate::event::Event;
+use crate::recorded::{Cursor, Metadata, StoredEvent};
+use uuid::Uuid;
 
 /// A stream could not be folded into an aggregate.
 #[derive(Debug, thiserror::Error)]
@@ -112,8 +115,8 @@ impl<A: Aggregate> Loaded<A> {
     }
 
     /// Whether folding needs each event's envelope (the aggregate overrides
-    /// `apply_recorded`). When it does not, a backend may read only a row's version,
-    /// type, schema version and payload, and fold with [`fold_bare`](Self::fold_bare).
+    /// `apply_recorded`). When it does not, a backend checks every stored value as
+    /// always but folds with [`fold_bare`](Self::fold_bare), building no envelope.
     pub(crate) fn needs_envelope() -> bool {
         <A as PurityChecked>::READS_ENVELOPE
     }
@@ -246,4 +249,89 @@ pub fn rehydrate<A: Aggregate>(
         loaded.fold(stored)?;
     }
     Ok(loaded)
+}
+
+impl StoredEvent {
+    /// Decodes the payload into `E`, keeping the envelope. Errors name the stream,
+    /// version and type.
+    pub fn decode<E: Event>(self) -> Result<Recorded<E>, RehydrateError> {
+        let (stream_type, stream_id) = (Arc::from(self.stream_type), Arc::from(self.stream_id));
+        decode_parts(
+            &stream_type,
+            &stream_id,
+            EventParts {
+                event_id: self.event_id,
+                stream_version: self.stream_version,
+                cursor: self.cursor,
+                event_type: &self.event_type,
+                schema_version: self.schema_version,
+                occurred_at: self.occurred_at,
+                metadata: self.metadata,
+                payload: &self.payload,
+            },
+        )
+    }
+}
+
+/// A stored event's fields, borrowed where a backend can lend them.
+pub(crate) struct EventParts<'a> {
+    pub(crate) event_id: Uuid,
+    pub(crate) stream_version: u64,
+    pub(crate) cursor: Cursor,
+    pub(crate) event_type: &'a str,
+    pub(crate) schema_version: u32,
+    pub(crate) occurred_at: Timestamp,
+    pub(crate) metadata: Metadata,
+    pub(crate) payload: &'a str,
+}
+
+/// Decodes the event alone, naming the stream, version and type on failure.
+pub(crate) fn decode_event<E: Event>(
+    stream_type: &str,
+    stream_id: &str,
+    parts: &EventParts<'_>,
+) -> Result<E, RehydrateError> {
+    decode_bare(stream_type, stream_id, parts.stream_version, parts.event_type, parts.schema_version, parts.payload)
+}
+
+/// Decodes an event from the fields a fold without envelopes needs.
+pub(crate) fn decode_bare<E: Event>(
+    stream_type: &str,
+    stream_id: &str,
+    stream_version: u64,
+    event_type: &str,
+    schema_version: u32,
+    payload: &str,
+) -> Result<E, RehydrateError> {
+    E::decode(event_type, schema_version, payload).map_err(|source| RehydrateError::Decode {
+        stream_type: stream_type.to_owned(),
+        stream_id: stream_id.to_owned(),
+        version: stream_version,
+        event_type: event_type.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+/// Decodes one event of the stream `stream_type/stream_id` from its parts.
+pub(crate) fn decode_parts<E: Event>(
+    stream_type: &Arc<str>,
+    stream_id: &Arc<str>,
+    parts: EventParts<'_>,
+) -> Result<Recorded<E>, RehydrateError> {
+    let event = decode_event::<E>(stream_type, stream_id, &parts)?;
+    // The stored name is one of E's own: keep the static one, no copy per event.
+    let event_type =
+        E::TYPES.iter().map(|ty| ty.name).find(|name| *name == parts.event_type).unwrap_or(event.event_type().name);
+    Ok(Recorded {
+        event_id: parts.event_id,
+        stream_type: Arc::clone(stream_type),
+        stream_id: Arc::clone(stream_id),
+        stream_version: parts.stream_version,
+        cursor: parts.cursor,
+        event_type,
+        schema_version: parts.schema_version,
+        occurred_at: parts.occurred_at,
+        metadata: parts.metadata,
+        event,
+    })
 }

@@ -24,50 +24,24 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
-use crate::clock::Timestamp;
-use crate::command::LoadError;
-use crate::event::{EncodeError, Event};
-use crate::recorded::{Metadata, Recorded};
+pub use crate::recorded::{Cursor, NewEvent, StoredEvent};
 use crate::rehydrate::{Loaded, RehydrateError};
 use crate::snapshot::Snapshot;
 
-/// Where a reader of the global log stands: strictly after the event it names.
-///
-/// Readers resume *after* a cursor, never at "position + 1": some backends hand out
-/// positions with gaps, and in commit order rather than in position order.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Cursor {
-    /// The commit-order key of the transaction that wrote the event (0 for backends
-    /// whose positions already follow commit order).
-    pub commit: u64,
-    /// The event's global position.
-    pub position: u64,
-}
-
-impl Cursor {
-    /// Before the first event.
-    pub const START: Cursor = Cursor { commit: 0, position: 0 };
-
-    /// A cursor for backends whose positions follow commit order.
-    #[must_use]
-    pub const fn at_position(position: u64) -> Self {
-        Self { commit: 0, position }
-    }
-}
-
-impl fmt::Display for Cursor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.commit == 0 {
-            write!(f, "position {}", self.position)
-        } else {
-            write!(f, "position {} (commit {})", self.position, self.commit)
-        }
-    }
+/// Reading a stream failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stream does not fold (gap, duplicate, undecodable event).
+    #[error(transparent)]
+    Rehydrate(#[from] RehydrateError),
 }
 
 /// The version a writer expects a stream to be at: optimistic concurrency.
@@ -101,154 +75,6 @@ impl fmt::Display for ExpectedVersion {
             ExpectedVersion::Exact(version) => write!(f, "version {version}"),
         }
     }
-}
-
-/// An event encoded and ready to append: everything but the position and version,
-/// which the store assigns.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewEvent {
-    /// Unique id, from the command side's id source.
-    pub event_id: Uuid,
-    /// The stored type name.
-    pub event_type: String,
-    /// The schema version the payload was written at.
-    pub schema_version: u32,
-    /// When the command was decided, from the command side's clock.
-    pub occurred_at: Timestamp,
-    /// Correlation, causation and user data.
-    pub metadata: Metadata,
-    /// The payload as JSON text.
-    pub payload: String,
-}
-
-impl NewEvent {
-    /// Encodes `event` with the given id, time and metadata.
-    pub fn encode<E: Event>(
-        event: &E,
-        event_id: Uuid,
-        occurred_at: Timestamp,
-        metadata: Metadata,
-    ) -> Result<Self, EncodeError> {
-        let event_type = event.event_type();
-        Ok(Self {
-            event_id,
-            event_type: event_type.name.to_owned(),
-            schema_version: event_type.version,
-            occurred_at,
-            metadata,
-            payload: event.encode()?,
-        })
-    }
-}
-
-/// An event as stored: envelope plus encoded payload.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredEvent {
-    /// Unique id (the dedupe key downstream).
-    pub event_id: Uuid,
-    /// The aggregate type of the stream.
-    pub stream_type: String,
-    /// The stream id.
-    pub stream_id: String,
-    /// 1, 2, 3, … within the stream.
-    pub stream_version: u64,
-    /// Where the event stands in the global log.
-    pub cursor: Cursor,
-    /// The stored type name.
-    pub event_type: String,
-    /// The schema version of the payload.
-    pub schema_version: u32,
-    /// When the command was decided.
-    pub occurred_at: Timestamp,
-    /// Correlation, causation and user data.
-    pub metadata: Metadata,
-    /// The payload as JSON text.
-    pub payload: String,
-}
-
-impl StoredEvent {
-    /// Decodes the payload into `E`, keeping the envelope. Errors name the stream,
-    /// version and type.
-    pub fn decode<E: Event>(self) -> Result<Recorded<E>, RehydrateError> {
-        let (stream_type, stream_id) = (Arc::from(self.stream_type), Arc::from(self.stream_id));
-        decode_parts(
-            &stream_type,
-            &stream_id,
-            EventParts {
-                event_id: self.event_id,
-                stream_version: self.stream_version,
-                cursor: self.cursor,
-                event_type: &self.event_type,
-                schema_version: self.schema_version,
-                occurred_at: self.occurred_at,
-                metadata: self.metadata,
-                payload: &self.payload,
-            },
-        )
-    }
-}
-
-/// A stored event's fields, borrowed where a backend can lend them.
-pub(crate) struct EventParts<'a> {
-    pub(crate) event_id: Uuid,
-    pub(crate) stream_version: u64,
-    pub(crate) cursor: Cursor,
-    pub(crate) event_type: &'a str,
-    pub(crate) schema_version: u32,
-    pub(crate) occurred_at: Timestamp,
-    pub(crate) metadata: Metadata,
-    pub(crate) payload: &'a str,
-}
-
-/// Decodes the event alone, naming the stream, version and type on failure.
-pub(crate) fn decode_event<E: Event>(
-    stream_type: &str,
-    stream_id: &str,
-    parts: &EventParts<'_>,
-) -> Result<E, RehydrateError> {
-    decode_bare(stream_type, stream_id, parts.stream_version, parts.event_type, parts.schema_version, parts.payload)
-}
-
-/// Decodes an event from the fields a fold without envelopes needs.
-pub(crate) fn decode_bare<E: Event>(
-    stream_type: &str,
-    stream_id: &str,
-    stream_version: u64,
-    event_type: &str,
-    schema_version: u32,
-    payload: &str,
-) -> Result<E, RehydrateError> {
-    E::decode(event_type, schema_version, payload).map_err(|source| RehydrateError::Decode {
-        stream_type: stream_type.to_owned(),
-        stream_id: stream_id.to_owned(),
-        version: stream_version,
-        event_type: event_type.to_owned(),
-        source: Box::new(source),
-    })
-}
-
-/// Decodes one event of the stream `stream_type/stream_id` from its parts.
-pub(crate) fn decode_parts<E: Event>(
-    stream_type: &Arc<str>,
-    stream_id: &Arc<str>,
-    parts: EventParts<'_>,
-) -> Result<Recorded<E>, RehydrateError> {
-    let event = decode_event::<E>(stream_type, stream_id, &parts)?;
-    // The stored name is one of E's own: keep the static one, no copy per event.
-    let event_type =
-        E::TYPES.iter().map(|ty| ty.name).find(|name| *name == parts.event_type).unwrap_or(event.event_type().name);
-    Ok(Recorded {
-        event_id: parts.event_id,
-        stream_type: Arc::clone(stream_type),
-        stream_id: Arc::clone(stream_id),
-        stream_version: parts.stream_version,
-        cursor: parts.cursor,
-        event_type,
-        schema_version: parts.schema_version,
-        occurred_at: parts.occurred_at,
-        metadata: parts.metadata,
-        event,
-    })
 }
 
 /// What an append wrote.
@@ -528,121 +354,11 @@ pub trait EventStore: Send + Sync {
     }
 }
 
-/// Readers of stored values, the same for every backend: each refuses what the
-/// library never writes, with the reason (the caller adds where it stands). Every
-/// integer read back from a database goes through one of these.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) mod stored {
-    use crate::recorded::Metadata;
-
-    /// Where a stored event stands, for [`StoreError::Corrupt`](super::StoreError::Corrupt).
-    pub(crate) fn event_location(stream_type: &str, stream_id: &str, version: i64, position: i64) -> String {
-        format!("stream {stream_type}/{stream_id}, version {version} (position {position})")
-    }
-
-    /// A stream's current version: 0 (no stream) or more.
-    pub(crate) fn current_version(raw: i64) -> Result<u64, String> {
-        u64::try_from(raw).map_err(|_| format!("stream version {raw}: versions start at 1"))
-    }
-
-    /// A snapshot's stream version: 1 or more.
-    pub(crate) fn snapshot_version(raw: i64) -> Result<u64, String> {
-        u64::try_from(raw)
-            .ok()
-            .filter(|version| *version > 0)
-            .ok_or_else(|| format!("snapshot at stream version {raw}: versions start at 1"))
-    }
-
-    /// A checkpoint's or outbox row's position, or a count: 0 or more.
-    pub(crate) fn count(raw: i64, what: &str) -> Result<u64, String> {
-        u64::try_from(raw).map_err(|_| format!("negative {what} {raw}"))
-    }
-
-    /// A delivery attempt count.
-    pub(crate) fn attempts(raw: i64) -> Result<u32, String> {
-        u32::try_from(raw).map_err(|_| format!("attempt count {raw} out of range"))
-    }
-
-    /// A transaction id (commit-order key) stored as text or a number.
-    #[cfg(feature = "postgres")]
-    pub(crate) fn commit(raw: &str) -> Result<u64, String> {
-        raw.parse().map_err(|_| format!("transaction id {raw:?} is not a number"))
-    }
-
-    /// A stream version: 1, 2, 3, …
-    pub(crate) fn version(raw: i64) -> Result<u64, String> {
-        u64::try_from(raw)
-            .ok()
-            .filter(|version| *version > 0)
-            .ok_or_else(|| format!("stream version {raw}: versions start at 1"))
-    }
-
-    /// A global position.
-    pub(crate) fn position(raw: i64) -> Result<u64, String> {
-        u64::try_from(raw).map_err(|_| format!("negative position {raw}"))
-    }
-
-    /// An event's schema version.
-    pub(crate) fn schema_version(raw: i64) -> Result<u32, String> {
-        u32::try_from(raw).map_err(|_| format!("schema version {raw} out of range"))
-    }
-
-    /// Metadata, stored as JSON or absent when empty.
-    pub(crate) fn metadata(text: Option<&str>) -> Result<Metadata, String> {
-        text.map_or_else(
-            || Ok(Metadata::default()),
-            |text| serde_json::from_str(text).map_err(|error| format!("metadata does not decode: {error}")),
-        )
-    }
-}
-
-/// Refuses a database migrated by a newer release (at schema `current`, when this one
-/// knows `known` migrations) rather than misread it.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-/// Returns how many migrations are applied.
-pub(crate) fn check_schema_version(current: i64, known: usize, backend: &'static str) -> Result<usize, StoreError> {
-    let Ok(applied) = usize::try_from(current) else {
-        return Err(StoreError::Corrupt {
-            location: format!("the {backend} schema table"),
-            reason: format!("schema version {current} is negative"),
-        });
-    };
-    if applied > known {
-        return Err(StoreError::Backend {
-            backend,
-            source: format!(
-                "the database schema is at version {current}, newer than version {known} that this release knows; upgrade es"
-            )
-            .into(),
-        });
-    }
-    Ok(applied)
-}
-
-/// Checks a table prefix so that it cannot carry SQL: 1 to 32 ASCII letters, digits or
-/// underscores, not starting with a digit.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) fn validate_table_prefix(prefix: &str, backend: &'static str) -> Result<(), StoreError> {
-    let valid = !prefix.is_empty()
-        && prefix.len() <= 32
-        && prefix.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if valid {
-        Ok(())
-    } else {
-        Err(StoreError::Backend {
-            backend,
-            source: format!(
-                "invalid table prefix {prefix:?}: use 1 to 32 ASCII letters, digits or underscores, not starting with a digit"
-            )
-            .into(),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Timestamp;
+    use crate::recorded::Metadata;
 
     fn event(id: u128) -> NewEvent {
         NewEvent {
@@ -690,21 +406,5 @@ mod tests {
         let mut nul = event(3);
         nul.event_type = "De\0posited".into();
         assert!(matches!(check_append("Account", "a", &[nul]), Err(StoreError::Unstorable { .. })));
-    }
-
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
-    #[test]
-    fn stored_integers_below_their_range_are_refused() {
-        assert!(stored::version(0).is_err());
-        assert!(stored::version(-1).is_err());
-        assert_eq!(stored::version(1), Ok(1));
-        assert!(stored::snapshot_version(0).is_err());
-        assert!(stored::current_version(-1).is_err());
-        assert_eq!(stored::current_version(0), Ok(0));
-        assert!(stored::count(-1, "position").is_err());
-        assert!(stored::attempts(-1).is_err());
-        assert!(stored::schema_version(-1).is_err());
-        assert!(check_schema_version(-1, 2, "sqlite").is_err());
-        assert_eq!(check_schema_version(2, 2, "sqlite").ok(), Some(2));
     }
 }

@@ -48,12 +48,12 @@ use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
 use crate::clock::Timestamp;
-use crate::command::LoadError;
+use crate::rehydrate::EventParts;
 use crate::rehydrate::Loaded;
 use crate::snapshot::Snapshot;
-use crate::store::{
-    Appended, Cursor, EventParts, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent, stored,
-};
+use crate::sql::stored;
+use crate::store::LoadError;
+use crate::store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
 
 pub use projection::{Projection, ProjectionRunner};
 pub(crate) use schema::Sql;
@@ -528,9 +528,7 @@ impl PgStore {
         use futures_util::TryStreamExt;
         crate::store::check_stream(A::stream_type(), stream_id)?;
         let mut loaded = crate::snapshot::starting_point::<A, Self>(self, stream_id).await?;
-        if !Loaded::<A>::needs_envelope() {
-            return self.fold_bare(loaded).await;
-        }
+        let needs_envelope = Loaded::<A>::needs_envelope();
         let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.load_stream)))
             .bind(A::stream_type())
             .bind(stream_id)
@@ -546,7 +544,9 @@ impl PgStore {
             let commit: i64 = row.try_get(0).map_err(backend)?;
             let schema_version: i32 = row.try_get(5).map_err(backend)?;
             let metadata: Option<&str> = row.try_get(7).map_err(backend)?;
-            loaded.fold_parts(EventParts {
+            // Every stored value is checked, also those an aggregate without envelopes
+            // does not need; it then only skips building the envelope.
+            let parts = EventParts {
                 event_id: row.try_get(2).map_err(backend)?,
                 stream_version: stored::version(stream_version).map_err(&corrupt)?,
                 cursor: Cursor {
@@ -558,35 +558,12 @@ impl PgStore {
                 occurred_at: Timestamp::from_unix_micros(row.try_get(6).map_err(backend)?),
                 metadata: stored::metadata(metadata).map_err(&corrupt)?,
                 payload: row.try_get(8).map_err(backend)?,
-            })?;
-        }
-        Ok(loaded)
-    }
-
-    /// The fold of an aggregate that does not read envelopes: only the columns it
-    /// needs (version, type, schema version, payload).
-    async fn fold_bare<A: Aggregate>(&self, mut loaded: Loaded<A>) -> Result<Loaded<A>, LoadError> {
-        use futures_util::TryStreamExt;
-        let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.load_stream_bare)))
-            .bind(A::stream_type())
-            .bind(loaded.stream_id())
-            .bind(i64::try_from(loaded.version()).unwrap_or(i64::MAX))
-            .fetch(&self.pool);
-        while let Some(row) = rows.try_next().await.map_err(backend)? {
-            let stream_version: i64 = row.try_get(0).map_err(backend)?;
-            let corrupt = |reason: String| StoreError::Corrupt {
-                location: format!("stream {}/{} at version {stream_version}", A::stream_type(), loaded.stream_id()),
-                reason,
             };
-            let schema_version: i32 = row.try_get(2).map_err(backend)?;
-            let stream_version = stored::version(stream_version).map_err(corrupt)?;
-            let schema_version = stored::schema_version(schema_version.into()).map_err(corrupt)?;
-            loaded.fold_bare(
-                stream_version,
-                row.try_get(1).map_err(backend)?,
-                schema_version,
-                row.try_get(3).map_err(backend)?,
-            )?;
+            if needs_envelope {
+                loaded.fold_parts(parts)?;
+            } else {
+                loaded.fold_bare(parts.stream_version, parts.event_type, parts.schema_version, parts.payload)?;
+            }
         }
         Ok(loaded)
     }

@@ -15,7 +15,8 @@ use tokio::sync::watch;
 use super::{PgStore, backend};
 use crate::clock::{Timestamp, now_micros};
 use crate::relay::{Outbox, OutboxStatus, Parked, Pending, Unreadable};
-use crate::store::{StoreError, stored};
+use crate::sql::stored;
+use crate::store::StoreError;
 
 const PARKED: i64 = i64::MAX;
 

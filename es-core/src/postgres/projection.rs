@@ -25,7 +25,8 @@ use crate::clock::now_micros;
 use crate::projection::{
     Checkpoint, HandlerError, OnError, PositionDisplay, ProjectionError, ProjectionReport, Settings,
 };
-use crate::store::{Cursor, StoreError, StoredEvent, stored};
+use crate::sql::stored;
+use crate::store::{Cursor, StoreError, StoredEvent};
 
 /// A read model fed from the global log of a [`PgStore`].
 ///

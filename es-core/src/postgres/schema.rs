@@ -25,8 +25,6 @@ pub(crate) struct Sql {
     pub(crate) append: Arc<str>,
     pub(crate) read_stream: Arc<str>,
     pub(crate) read_all: Arc<str>,
-    /// A stream's rows after a version, only the columns a fold without envelopes needs.
-    pub(crate) load_stream_bare: Arc<str>,
     /// What rebuilding one stream needs, and no more.
     pub(crate) load_stream: Arc<str>,
 }
@@ -38,7 +36,7 @@ pub(crate) const EVENT_COLUMNS: &str = "transaction_id::text::int8 AS commit_num
 
 impl Sql {
     pub(crate) fn new(prefix: &str) -> Result<Self, StoreError> {
-        crate::store::validate_table_prefix(prefix, "postgres")?;
+        crate::sql::validate_table_prefix(prefix, "postgres")?;
         let events = format!("{prefix}events");
         let outbox = format!("{prefix}outbox");
         let append = format!(
@@ -95,17 +93,9 @@ impl Sql {
              SELECT {load_columns} FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version > $3
              ORDER BY stream_version"
         );
-        let bare_columns = "stream_version, event_type, schema_version, payload";
-        let load_stream_bare = format!(
-            "SELECT {bare_columns} FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version < 1
-             UNION ALL
-             SELECT {bare_columns} FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version > $3
-             ORDER BY stream_version"
-        );
         Ok(Self {
             prefix: prefix.to_owned(),
             load_stream: load_stream.into(),
-            load_stream_bare: load_stream_bare.into(),
             checkpoints: format!("{prefix}checkpoints"),
             skipped: format!("{prefix}skipped"),
             relay_lease: format!("{prefix}relay_lease"),
@@ -206,7 +196,7 @@ impl Sql {
             .await
             .map_err(super::backend)?;
         let migrations = self.migrations();
-        let applied = crate::store::check_schema_version(i64::from(current), migrations.len(), "postgres")?;
+        let applied = crate::sql::check_schema_version(i64::from(current), migrations.len(), "postgres")?;
         for (version, sql) in (1..).zip(&migrations).skip(applied) {
             sqlx::raw_sql(AssertSqlSafe(sql.clone())).execute(&mut *tx).await.map_err(super::backend)?;
             sqlx::query(AssertSqlSafe(format!("INSERT INTO {schema} (version, applied_at) VALUES ($1, $2)")))

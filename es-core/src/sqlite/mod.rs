@@ -46,12 +46,12 @@ use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
 use crate::clock::Timestamp;
-use crate::command::LoadError;
+use crate::rehydrate::EventParts;
 use crate::rehydrate::Loaded;
 use crate::snapshot::Snapshot;
-use crate::store::{
-    Appended, Cursor, EventParts, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent, stored,
-};
+use crate::sql::stored;
+use crate::store::LoadError;
+use crate::store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
 
 pub use projection::{Projection, ProjectionRunner};
 pub(crate) use schema::Tables;
@@ -718,19 +718,6 @@ impl EventStore for SqliteStore {
 fn fold_stream<A: Aggregate>(
     connection: &Connection,
     tables: &Tables,
-    loaded: Loaded<A>,
-) -> Result<Loaded<A>, LoadError> {
-    if Loaded::<A>::needs_envelope() {
-        fold_with_envelopes(connection, tables, loaded)
-    } else {
-        fold_bare(connection, tables, loaded)
-    }
-}
-
-/// The fold of an aggregate that reads envelopes: every column of every row.
-fn fold_with_envelopes<A: Aggregate>(
-    connection: &Connection,
-    tables: &Tables,
     mut loaded: Loaded<A>,
 ) -> Result<Loaded<A>, LoadError> {
     let mut statement = connection
@@ -745,6 +732,7 @@ fn fold_with_envelopes<A: Aggregate>(
         .map_err(backend)?;
     let after = i64::try_from(loaded.version()).unwrap_or(i64::MAX);
     let mut rows = statement.query(params![A::stream_type(), loaded.stream_id(), after]).map_err(backend)?;
+    let needs_envelope = Loaded::<A>::needs_envelope();
     while let Some(row) = rows.next().map_err(backend)? {
         let position: i64 = row.get(0).map_err(|error| StoreError::Corrupt {
             location: format!("stream {}/{}", A::stream_type(), loaded.stream_id()),
@@ -767,6 +755,8 @@ fn fold_with_envelopes<A: Aggregate>(
             _ => Some(text(6)?),
         };
         let schema_version: i64 = row.get(4).map_err(|error| corrupt(format!("schema version: {error}")))?;
+        // Every stored value is checked, also those an aggregate without envelopes
+        // does not need; it then only skips building the envelope.
         let parts = EventParts {
             event_id: Uuid::from_slice(id).map_err(|_| corrupt(format!("event id is {} bytes, not 16", id.len())))?,
             stream_version: stored::version(stream_version).map_err(&corrupt)?,
@@ -779,44 +769,11 @@ fn fold_with_envelopes<A: Aggregate>(
             metadata: stored::metadata(metadata).map_err(&corrupt)?,
             payload: text(7)?,
         };
-        loaded.fold_parts(parts)?;
-    }
-    Ok(loaded)
-}
-
-/// The fold of an aggregate that does not read envelopes: only the columns it needs
-/// (version, type, schema version, payload), each payload decoded from the row's own
-/// buffer.
-fn fold_bare<A: Aggregate>(
-    connection: &Connection,
-    tables: &Tables,
-    mut loaded: Loaded<A>,
-) -> Result<Loaded<A>, LoadError> {
-    let mut statement = connection
-        .prepare_cached(&format!(
-            "SELECT {columns} FROM {events} WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version < 1
-             UNION ALL
-             SELECT {columns} FROM {events} WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version > ?3
-             ORDER BY stream_version",
-            columns = "stream_version, event_type, schema_version, payload",
-            events = tables.events
-        ))
-        .map_err(backend)?;
-    let after = i64::try_from(loaded.version()).unwrap_or(i64::MAX);
-    let mut rows = statement.query(params![A::stream_type(), loaded.stream_id(), after]).map_err(backend)?;
-    while let Some(row) = rows.next().map_err(backend)? {
-        let stream_version: i64 = row.get(0).map_err(backend)?;
-        let corrupt = |reason: String| StoreError::Corrupt {
-            location: format!("stream {}/{} at version {stream_version}", A::stream_type(), loaded.stream_id()),
-            reason,
-        };
-        let text = |index: usize| -> Result<&str, StoreError> {
-            row.get_ref(index).map_err(backend)?.as_str().map_err(|error| corrupt(format!("column {index}: {error}")))
-        };
-        let schema_version: i64 = row.get(2).map_err(|error| corrupt(format!("schema version: {error}")))?;
-        let stream_version = stored::version(stream_version).map_err(corrupt)?;
-        let schema_version = stored::schema_version(schema_version).map_err(corrupt)?;
-        loaded.fold_bare(stream_version, text(1)?, schema_version, text(3)?)?;
+        if needs_envelope {
+            loaded.fold_parts(parts)?;
+        } else {
+            loaded.fold_bare(parts.stream_version, parts.event_type, parts.schema_version, parts.payload)?;
+        }
     }
     Ok(loaded)
 }

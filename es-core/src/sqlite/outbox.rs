@@ -8,7 +8,8 @@ use tokio::sync::watch;
 use super::{EVENT_COLUMNS, SqliteStore, backend, event_from_row, now_micros};
 use crate::clock::Timestamp;
 use crate::relay::{Outbox, OutboxStatus, Parked, Pending, Unreadable};
-use crate::store::{StoreError, stored};
+use crate::sql::stored;
+use crate::store::StoreError;
 
 /// `blocked_until` of a parked row: never by itself.
 const PARKED: i64 = i64::MAX;

@@ -17,7 +17,8 @@ use super::{EVENT_COLUMNS, SqliteStore, Tables, backend, event_from_row, now_mic
 use crate::projection::{
     Checkpoint, HandlerError, OnError, PositionDisplay, ProjectionError, ProjectionReport, Settings,
 };
-use crate::store::{Cursor, StoreError, StoredEvent, stored};
+use crate::sql::stored;
+use crate::store::{Cursor, StoreError, StoredEvent};
 
 /// A read model fed from the global log of a [`SqliteStore`].
 ///

@@ -23,7 +23,7 @@ pub(crate) struct Tables {
 
 impl Tables {
     pub(crate) fn new(prefix: &str) -> Result<Self, StoreError> {
-        crate::store::validate_table_prefix(prefix, "sqlite")?;
+        crate::sql::validate_table_prefix(prefix, "sqlite")?;
         Ok(Self {
             events: format!("{prefix}events"),
             outbox: format!("{prefix}outbox"),
@@ -116,7 +116,7 @@ impl Tables {
             .map_err(super::backend)?
             .flatten()
             .unwrap_or(0);
-        let applied = crate::store::check_schema_version(current, migrations.len(), "sqlite")?;
+        let applied = crate::sql::check_schema_version(current, migrations.len(), "sqlite")?;
         for (version, sql) in (1..).zip(&migrations).skip(applied) {
             let tx = connection
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
