@@ -575,14 +575,7 @@ pub(crate) async fn read_all(
     after: Cursor,
     limit: usize,
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    let rows = sqlx::query(AssertSqlSafe(Arc::clone(&sql.read_all)))
-        .bind(after.commit.to_string())
-        .bind(i64::try_from(after.position).unwrap_or(i64::MAX))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(connection)
-        .await
-        .map_err(backend)?;
-    rows.iter().map(event_from_row).collect()
+    read_log(sql, connection, after, limit).await?.into_iter().map(|(_, event)| event).collect()
 }
 
 /// One row of the global log: where it stands, and the event or why it cannot be read.

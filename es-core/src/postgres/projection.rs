@@ -172,13 +172,7 @@ impl<P: Projection> ProjectionRunner<P> {
         let mut tx = self.store.pool().begin().await.map_err(|e| self.store_error(backend(e)))?;
         let checkpoint = self.lock_checkpoint(&mut tx).await?;
         let start = if checkpoint.cursor.position == 0 { None } else { Some(checkpoint) };
-        if !self.ready {
-            self.projection.setup(&mut tx).await.map_err(|e| ProjectionError::Unreadable {
-                projection: self.name.clone(),
-                position: PositionDisplay(0),
-                reason: format!("setup failed: {e}"),
-            })?;
-        }
+        self.setup_once(&mut tx).await?;
         // Row by row: an unreadable row fails alone, and the policy decides.
         let rows = super::read_log(&sql, &mut tx, checkpoint.cursor, self.settings.batch_size)
             .await
@@ -240,14 +234,8 @@ impl<P: Projection> ProjectionRunner<P> {
             // Another runner moved on meanwhile; it meets the same event.
             return Err(failure);
         }
-        if !self.ready {
-            // The failed pass's setup was rolled back with it.
-            self.projection.setup(&mut tx).await.map_err(|e| ProjectionError::Unreadable {
-                projection: self.name.clone(),
-                position: PositionDisplay(0),
-                reason: format!("setup failed: {e}"),
-            })?;
-        }
+        // The failed pass's setup was rolled back with it.
+        self.setup_once(&mut tx).await?;
         let mut last = None;
         for (cursor, row) in before {
             let Ok(event) = row else { return Err(failure) };
@@ -260,6 +248,18 @@ impl<P: Projection> ProjectionRunner<P> {
         tx.commit().await.map_err(|e| self.store_error(backend(e)))?;
         self.ready = true;
         Err(failure)
+    }
+
+    /// Runs the projection's setup in `tx` until a pass with it has committed.
+    async fn setup_once(&mut self, tx: &mut PgConnection) -> Result<(), ProjectionError> {
+        if self.ready {
+            return Ok(());
+        }
+        self.projection.setup(tx).await.map_err(|e| ProjectionError::Unreadable {
+            projection: self.name.clone(),
+            position: PositionDisplay(0),
+            reason: format!("setup failed: {e}"),
+        })
     }
 
     async fn move_checkpoint(&self, tx: &mut PgConnection, new: Checkpoint) -> Result<(), ProjectionError> {
