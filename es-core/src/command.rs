@@ -312,6 +312,9 @@ impl<S: EventStore> Repository<S> {
         R: Decided<A::Event, E>,
         E: Send,
     {
+        // The same loop as `execute_async_with`, without the `.await`: routing a
+        // synchronous decision through the boxed `Decision` would require `E: 'static`
+        // of every caller.
         let mut attempt = 1;
         loop {
             let loaded = self.load::<A>(stream_id).await?;

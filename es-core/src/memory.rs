@@ -209,23 +209,8 @@ impl EventStore for MemoryStore {
             return Ok(loaded);
         };
         let skip = usize::try_from(loaded.version()).unwrap_or(usize::MAX);
-        let needs_envelope = Loaded::<A>::needs_envelope();
         for &index in indexes.iter().skip(skip) {
-            let stored = &inner.log[index];
-            if !needs_envelope {
-                loaded.fold_bare(stored.stream_version, &stored.event_type, stored.schema_version, &stored.payload)?;
-                continue;
-            }
-            loaded.fold_parts(EventParts {
-                event_id: stored.event_id,
-                stream_version: stored.stream_version,
-                cursor: stored.cursor,
-                event_type: &stored.event_type,
-                schema_version: stored.schema_version,
-                occurred_at: stored.occurred_at,
-                metadata: stored.metadata.clone(),
-                payload: &stored.payload,
-            })?;
+            loaded.fold_parts(EventParts::of(&inner.log[index]))?;
         }
         Ok(loaded)
     }

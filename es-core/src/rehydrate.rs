@@ -114,38 +114,6 @@ impl<A: Aggregate> Loaded<A> {
         Ok(())
     }
 
-    /// Whether folding needs each event's envelope (the aggregate overrides
-    /// `apply_recorded`). When it does not, a backend checks every stored value as
-    /// always but folds with [`fold_bare`](Self::fold_bare), building no envelope.
-    pub(crate) fn needs_envelope() -> bool {
-        <A as PurityChecked>::READS_ENVELOPE
-    }
-
-    /// Decodes and folds the next event of this stream from the fields a fold without
-    /// envelopes needs; the caller has checked that they belong to this stream. Only
-    /// for aggregates that do not [need envelopes](Self::needs_envelope).
-    pub(crate) fn fold_bare(
-        &mut self,
-        stream_version: u64,
-        event_type: &str,
-        schema_version: u32,
-        payload: &str,
-    ) -> Result<(), RehydrateError> {
-        debug_assert!(!Self::needs_envelope(), "an aggregate that reads envelopes folded without them");
-        self.check_version(stream_version)?;
-        let event = decode_bare::<A::Event>(
-            &self.stream_type,
-            &self.stream_id,
-            stream_version,
-            event_type,
-            schema_version,
-            payload,
-        )?;
-        self.state.apply(&event);
-        self.version = stream_version;
-        Ok(())
-    }
-
     /// Folds an already decoded event, with the same version checks as [`fold`](Self::fold).
     pub fn fold_recorded(&mut self, recorded: &Recorded<A::Event>) -> Result<(), RehydrateError> {
         self.check(&recorded.stream_type, &recorded.stream_id, recorded.stream_version)?;
@@ -285,29 +253,33 @@ pub(crate) struct EventParts<'a> {
     pub(crate) payload: &'a str,
 }
 
+impl<'a> EventParts<'a> {
+    /// The parts of a stored event (its metadata cloned, which is cheap when empty).
+    pub(crate) fn of(stored: &'a StoredEvent) -> Self {
+        Self {
+            event_id: stored.event_id,
+            stream_version: stored.stream_version,
+            cursor: stored.cursor,
+            event_type: &stored.event_type,
+            schema_version: stored.schema_version,
+            occurred_at: stored.occurred_at,
+            metadata: stored.metadata.clone(),
+            payload: &stored.payload,
+        }
+    }
+}
+
 /// Decodes the event alone, naming the stream, version and type on failure.
 pub(crate) fn decode_event<E: Event>(
     stream_type: &str,
     stream_id: &str,
     parts: &EventParts<'_>,
 ) -> Result<E, RehydrateError> {
-    decode_bare(stream_type, stream_id, parts.stream_version, parts.event_type, parts.schema_version, parts.payload)
-}
-
-/// Decodes an event from the fields a fold without envelopes needs.
-pub(crate) fn decode_bare<E: Event>(
-    stream_type: &str,
-    stream_id: &str,
-    stream_version: u64,
-    event_type: &str,
-    schema_version: u32,
-    payload: &str,
-) -> Result<E, RehydrateError> {
-    E::decode(event_type, schema_version, payload).map_err(|source| RehydrateError::Decode {
+    E::decode(parts.event_type, parts.schema_version, parts.payload).map_err(|source| RehydrateError::Decode {
         stream_type: stream_type.to_owned(),
         stream_id: stream_id.to_owned(),
-        version: stream_version,
-        event_type: event_type.to_owned(),
+        version: parts.stream_version,
+        event_type: parts.event_type.to_owned(),
         source: Box::new(source),
     })
 }

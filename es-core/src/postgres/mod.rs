@@ -528,7 +528,6 @@ impl PgStore {
         use futures_util::TryStreamExt;
         crate::store::check_stream(A::stream_type(), stream_id)?;
         let mut loaded = crate::snapshot::starting_point::<A, Self>(self, stream_id).await?;
-        let needs_envelope = Loaded::<A>::needs_envelope();
         let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.load_stream)))
             .bind(A::stream_type())
             .bind(stream_id)
@@ -545,7 +544,7 @@ impl PgStore {
             let schema_version: i32 = row.try_get(5).map_err(backend)?;
             let metadata: Option<&str> = row.try_get(7).map_err(backend)?;
             // Every stored value is checked, also those an aggregate without envelopes
-            // does not need; it then only skips building the envelope.
+            // does not need (`fold_parts` then only skips building the envelope).
             let parts = EventParts {
                 event_id: row.try_get(2).map_err(backend)?,
                 stream_version: stored::version(stream_version).map_err(&corrupt)?,
@@ -559,11 +558,7 @@ impl PgStore {
                 metadata: stored::metadata(metadata).map_err(&corrupt)?,
                 payload: row.try_get(8).map_err(backend)?,
             };
-            if needs_envelope {
-                loaded.fold_parts(parts)?;
-            } else {
-                loaded.fold_bare(parts.stream_version, parts.event_type, parts.schema_version, parts.payload)?;
-            }
+            loaded.fold_parts(parts)?;
         }
         Ok(loaded)
     }

@@ -732,7 +732,6 @@ fn fold_stream<A: Aggregate>(
         .map_err(backend)?;
     let after = i64::try_from(loaded.version()).unwrap_or(i64::MAX);
     let mut rows = statement.query(params![A::stream_type(), loaded.stream_id(), after]).map_err(backend)?;
-    let needs_envelope = Loaded::<A>::needs_envelope();
     while let Some(row) = rows.next().map_err(backend)? {
         let position: i64 = row.get(0).map_err(|error| StoreError::Corrupt {
             location: format!("stream {}/{}", A::stream_type(), loaded.stream_id()),
@@ -756,7 +755,7 @@ fn fold_stream<A: Aggregate>(
         };
         let schema_version: i64 = row.get(4).map_err(|error| corrupt(format!("schema version: {error}")))?;
         // Every stored value is checked, also those an aggregate without envelopes
-        // does not need; it then only skips building the envelope.
+        // does not need (`fold_parts` then only skips building the envelope).
         let parts = EventParts {
             event_id: Uuid::from_slice(id).map_err(|_| corrupt(format!("event id is {} bytes, not 16", id.len())))?,
             stream_version: stored::version(stream_version).map_err(&corrupt)?,
@@ -769,11 +768,7 @@ fn fold_stream<A: Aggregate>(
             metadata: stored::metadata(metadata).map_err(&corrupt)?,
             payload: text(7)?,
         };
-        if needs_envelope {
-            loaded.fold_parts(parts)?;
-        } else {
-            loaded.fold_bare(parts.stream_version, parts.event_type, parts.schema_version, parts.payload)?;
-        }
+        loaded.fold_parts(parts)?;
     }
     Ok(loaded)
 }
