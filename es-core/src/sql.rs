@@ -4,6 +4,67 @@
 
 use crate::store::StoreError;
 
+/// The two reads of one stream from a version on, `[from_start, from_later]`, for
+/// `columns` of table `events`, with the backend's placeholders for stream type, stream
+/// id and first version (`params`).
+///
+/// Rows below version 1 are never written by the library; they are read too, to be
+/// refused, or they would hide from every reader of the stream. A read from the start
+/// binds [`StreamRange::first_bound`] (the lowest integer) and gets every row, those
+/// below 1 first, in one index range that comes out ordered. A read from a later
+/// version (after a snapshot) needs a second range for the rows below 1, merged: with
+/// the two ranges in one statement, PostgreSQL sorts the whole result, which costs more
+/// than the fold, so the one-range statement is kept for the common case.
+pub(crate) fn stream_reads(columns: &str, events: &str, params: [&str; 3]) -> [String; 2] {
+    let [stream_type, stream_id, first] = params;
+    let range = format!(
+        "SELECT {columns} FROM {events} WHERE stream_type = {stream_type} AND stream_id = {stream_id} AND stream_version >= {first}"
+    );
+    let from_start = format!("{range} ORDER BY stream_version");
+    let from_later = format!(
+        "SELECT {columns} FROM {events} WHERE stream_type = {stream_type} AND stream_id = {stream_id} AND stream_version < 1
+         UNION ALL
+         {range}
+         ORDER BY stream_version"
+    );
+    [from_start, from_later]
+}
+
+/// Which of the [`stream_reads`] a read from `first_version` on runs, and the bound
+/// it passes as the first version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamRange {
+    /// From version 1 (or 0): one range, the whole stream.
+    FromStart,
+    /// From a later version: that range and the rows below 1.
+    FromLater(i64),
+}
+
+impl StreamRange {
+    pub(crate) fn from_version(first_version: u64) -> Self {
+        match first_version {
+            0 | 1 => Self::FromStart,
+            later => Self::FromLater(i64::try_from(later).unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// Which of the two [`stream_reads`] runs: 0 from the start, 1 from later.
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Self::FromStart => 0,
+            Self::FromLater(_) => 1,
+        }
+    }
+
+    /// The value bound as the first version.
+    pub(crate) fn first_bound(self) -> i64 {
+        match self {
+            Self::FromStart => i64::MIN,
+            Self::FromLater(version) => version,
+        }
+    }
+}
+
 /// Readers of stored values, the same for every backend: each refuses what the
 /// library never writes, with the reason (the caller adds where it stands). Every
 /// integer read back from a database goes through one of these.

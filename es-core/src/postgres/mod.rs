@@ -51,7 +51,7 @@ use crate::clock::Timestamp;
 use crate::rehydrate::EventParts;
 use crate::rehydrate::Loaded;
 use crate::snapshot::Snapshot;
-use crate::sql::stored;
+use crate::sql::{StreamRange, stored};
 use crate::store::LoadError;
 use crate::store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
 
@@ -453,10 +453,11 @@ impl EventStore for PgStore {
         from_version: u64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         crate::store::check_stream(stream_type, stream_id)?;
-        let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.read_stream)))
+        let range = StreamRange::from_version(from_version);
+        let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.read_stream[range.index()])))
             .bind(stream_type)
             .bind(stream_id)
-            .bind(i64::try_from(from_version).unwrap_or(i64::MAX))
+            .bind(range.first_bound())
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
@@ -528,10 +529,11 @@ impl PgStore {
         use futures_util::TryStreamExt;
         crate::store::check_stream(A::stream_type(), stream_id)?;
         let mut loaded = crate::snapshot::starting_point::<A, Self>(self, stream_id).await?;
-        let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.load_stream)))
+        let range = StreamRange::from_version(loaded.version().saturating_add(1));
+        let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.load_stream[range.index()])))
             .bind(A::stream_type())
             .bind(stream_id)
-            .bind(i64::try_from(loaded.version()).unwrap_or(i64::MAX))
+            .bind(range.first_bound())
             .fetch(&self.pool);
         while let Some(row) = rows.try_next().await.map_err(backend)? {
             let position: i64 = row.try_get(1).map_err(backend)?;

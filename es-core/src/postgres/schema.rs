@@ -23,10 +23,12 @@ pub(crate) struct Sql {
     /// process wake at once.
     pub(crate) channel: String,
     pub(crate) append: Arc<str>,
-    pub(crate) read_stream: Arc<str>,
+    /// Reads of a stream from its start and from a later version: see [`crate::sql::stream_reads`].
+    pub(crate) read_stream: [Arc<str>; 2],
     pub(crate) read_all: Arc<str>,
     /// What rebuilding one stream needs, and no more.
-    pub(crate) load_stream: Arc<str>,
+    /// The same, with only the columns a fold needs.
+    pub(crate) load_stream: [Arc<str>; 2],
 }
 
 // The transaction id is read as a number under another name: sorting or comparing by
@@ -68,15 +70,7 @@ impl Sql {
                     pg_notify($10, '')::text, current.lowest
              FROM current"
         );
-        // Rows below version 1 are read too, to be refused: never written by the
-        // library, they would otherwise hide from every reader of the stream. Two
-        // index ranges, merged.
-        let read_stream = format!(
-            "SELECT {EVENT_COLUMNS} FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version < 1
-             UNION ALL
-             SELECT {EVENT_COLUMNS} FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version >= $3
-             ORDER BY stream_version"
-        );
+        let read_stream = crate::sql::stream_reads(EVENT_COLUMNS, &events, ["$1", "$2", "$3"]);
         // Commit-order-safe: only transactions below the snapshot's xmin, which have
         // all finished, are read; a transaction still running (even one that took its
         // positions earlier) is read later, after the cursor, never skipped.
@@ -87,15 +81,10 @@ impl Sql {
              ORDER BY {events}.transaction_id, {events}.position LIMIT $3"
         );
         let load_columns = "transaction_id::text::int8 AS commit_number, position, event_id, stream_version, event_type, schema_version, occurred_at, metadata, payload";
-        let load_stream = format!(
-            "SELECT {load_columns} FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version < 1
-             UNION ALL
-             SELECT {load_columns} FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version > $3
-             ORDER BY stream_version"
-        );
+        let load_stream = crate::sql::stream_reads(load_columns, &events, ["$1", "$2", "$3"]);
         Ok(Self {
             prefix: prefix.to_owned(),
-            load_stream: load_stream.into(),
+            load_stream: load_stream.map(Arc::from),
             checkpoints: format!("{prefix}checkpoints"),
             skipped: format!("{prefix}skipped"),
             relay_lease: format!("{prefix}relay_lease"),
@@ -103,7 +92,7 @@ impl Sql {
             schema: format!("{prefix}schema"),
             channel: format!("{prefix}appended"),
             append: append.into(),
-            read_stream: read_stream.into(),
+            read_stream: read_stream.map(Arc::from),
             read_all: read_all.into(),
             events,
             outbox,

@@ -49,7 +49,7 @@ use crate::clock::Timestamp;
 use crate::rehydrate::EventParts;
 use crate::rehydrate::Loaded;
 use crate::snapshot::Snapshot;
-use crate::sql::stored;
+use crate::sql::{StreamRange, stored};
 use crate::store::LoadError;
 use crate::store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
 
@@ -614,20 +614,11 @@ impl EventStore for SqliteStore {
     ) -> Result<Vec<StoredEvent>, StoreError> {
         crate::store::check_stream(stream_type, stream_id)?;
         let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
-        let from = i64::try_from(from_version).unwrap_or(i64::MAX);
+        let range = StreamRange::from_version(from_version);
         self.read_with_tables(move |connection, tables| {
-            let mut statement = connection
-                .prepare_cached(&format!(
-                    // Rows below version 1 are read too, to be refused: never written by
-                    // the library, they would otherwise hide. Two index ranges, merged.
-                    "SELECT {EVENT_COLUMNS} FROM {events} WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version < 1
-                     UNION ALL
-                     SELECT {EVENT_COLUMNS} FROM {events} WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version >= ?3
-                     ORDER BY stream_version",
-                    events = tables.events
-                ))
-                .map_err(backend)?;
-            collect_events(&mut statement, params![stream_type, stream_id, from])
+            let reads = crate::sql::stream_reads(EVENT_COLUMNS, &tables.events, ["?1", "?2", "?3"]);
+            let mut statement = connection.prepare_cached(&reads[range.index()]).map_err(backend)?;
+            collect_events(&mut statement, params![stream_type, stream_id, range.first_bound()])
         })
         .await
     }
@@ -720,18 +711,12 @@ fn fold_stream<A: Aggregate>(
     tables: &Tables,
     mut loaded: Loaded<A>,
 ) -> Result<Loaded<A>, LoadError> {
-    let mut statement = connection
-        .prepare_cached(&format!(
-            "SELECT {columns} FROM {events} WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version < 1
-             UNION ALL
-             SELECT {columns} FROM {events} WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version > ?3
-             ORDER BY stream_version",
-            columns = "position, event_id, stream_version, event_type, schema_version, occurred_at, metadata, payload",
-            events = tables.events
-        ))
-        .map_err(backend)?;
-    let after = i64::try_from(loaded.version()).unwrap_or(i64::MAX);
-    let mut rows = statement.query(params![A::stream_type(), loaded.stream_id(), after]).map_err(backend)?;
+    let range = StreamRange::from_version(loaded.version().saturating_add(1));
+    let columns = "position, event_id, stream_version, event_type, schema_version, occurred_at, metadata, payload";
+    let reads = crate::sql::stream_reads(columns, &tables.events, ["?1", "?2", "?3"]);
+    let mut statement = connection.prepare_cached(&reads[range.index()]).map_err(backend)?;
+    let mut rows =
+        statement.query(params![A::stream_type(), loaded.stream_id(), range.first_bound()]).map_err(backend)?;
     while let Some(row) = rows.next().map_err(backend)? {
         let position: i64 = row.get(0).map_err(|error| StoreError::Corrupt {
             location: format!("stream {}/{}", A::stream_type(), loaded.stream_id()),
