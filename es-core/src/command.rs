@@ -16,9 +16,10 @@ use crate::aggregate::Aggregate;
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::event::{EncodeError, Event};
 use crate::id::{IdSource, RandomIds};
+use crate::idempotency::{AppendOnce, RecordedCommand};
 use crate::recorded::{Metadata, Recorded};
 use crate::rehydrate::{Loaded, RehydrateError};
-use crate::store::{EventStore, ExpectedVersion, LoadError, NewEvent, StoreError};
+use crate::store::{Appended, Cursor, EventStore, ExpectedVersion, LoadError, NewEvent, StoreError};
 
 /// What a decision can read besides the state: the time and ids to capture into the
 /// events it returns.
@@ -132,6 +133,17 @@ pub enum CommandError<E> {
     /// An event the decision returned cannot be encoded; nothing was written.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// The idempotency key was recorded by a command on another stream; nothing was
+    /// decided or written.
+    #[error("idempotency key {key:?} was used by a command on stream {stream_type}/{stream_id}")]
+    KeyReused {
+        /// The key.
+        key: String,
+        /// The aggregate type of the stream that recorded it.
+        stream_type: String,
+        /// The id of the stream that recorded it.
+        stream_id: String,
+    },
 }
 
 impl<E> CommandError<E> {
@@ -159,6 +171,20 @@ pub struct Committed<A: Aggregate> {
     pub version: u64,
     /// The events recorded, with their envelopes.
     pub events: Vec<Recorded<A::Event>>,
+    /// Whether this is a repeat of a command already recorded under its idempotency
+    /// key ([`Repository::execute_once`]): nothing was decided or appended, and the
+    /// fields above are those of the first execution, read back from the store.
+    pub repeated: bool,
+}
+
+impl<A: Aggregate> Committed<A> {
+    /// Where the command's last event stands in the global log (`None` when it
+    /// recorded no event): a projection whose checkpoint has reached this cursor
+    /// includes the command.
+    #[must_use]
+    pub fn cursor(&self) -> Option<Cursor> {
+        self.events.last().map(|event| event.cursor)
+    }
 }
 
 /// Loads aggregates and runs commands against a store, with an injected clock and id
@@ -416,6 +442,90 @@ impl<S: EventStore> Repository<S> {
         }
     }
 
+    /// Like [`execute`](Self::execute), at most once per idempotency `key`: the key is
+    /// recorded with the events, and a later execution with the same key (a client's
+    /// retry, after a timeout or a restart) does not decide again but returns the
+    /// first execution's outcome, marked [`repeated`](Committed::repeated). A key
+    /// recorded for another stream is [`CommandError::KeyReused`]. See
+    /// [`idempotency`](crate::idempotency) for the guarantee.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use es::{aggregate, Aggregate, Event, MemoryStore, Repository};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Debug, Serialize, Deserialize, Event)]
+    /// struct Deposited { amount: u64 }
+    ///
+    /// #[aggregate]
+    /// #[derive(Debug, Default)]
+    /// struct Account { balance: u64 }
+    ///
+    /// #[aggregate]
+    /// impl Aggregate for Account {
+    ///     type Event = Deposited;
+    ///     fn apply(&mut self, event: &Deposited) { self.balance += event.amount; }
+    /// }
+    ///
+    /// let accounts = Repository::new(MemoryStore::new());
+    /// let deposit = |_: &Account, _: &es::Context<'_>| Ok::<_, std::convert::Infallible>(vec![Deposited { amount: 5 }]);
+    /// let first = accounts.execute_once("acc-1", "request-7", deposit).await?;
+    /// let retry = accounts.execute_once("acc-1", "request-7", deposit).await?;
+    /// assert!(!first.repeated && retry.repeated);
+    /// assert_eq!(retry.events[0].event_id(), first.events[0].event_id());
+    /// assert_eq!(accounts.load::<Account>("acc-1").await?.state().balance, 5);
+    /// # Ok(()) }
+    /// ```
+    pub async fn execute_once<A, E, F, R>(
+        &self,
+        stream_id: &str,
+        key: &str,
+        mut decide: F,
+    ) -> Result<Committed<A>, CommandError<E>>
+    where
+        A: Aggregate,
+        F: FnMut(&A, &Context<'_>) -> R + Send,
+        R: Decided<A::Event, E>,
+        E: Send,
+    {
+        let loaded = match self.load_once::<A, E>(stream_id, key).await? {
+            Ok(loaded) => loaded,
+            Err(first) => return Ok(first),
+        };
+        let now = self.clock.now();
+        let events = {
+            let ctx = Context::new(now, &*self.ids, stream_id, loaded.version());
+            decide(loaded.state(), &ctx).into_result().map_err(CommandError::Rejected)?
+        };
+        self.record_under_key(key, loaded, now, events).await
+    }
+
+    /// Like [`execute_once`](Self::execute_once), with a decision that awaits (see
+    /// [`execute_async`](Self::execute_async)).
+    pub async fn execute_async_once<A, E, F>(
+        &self,
+        stream_id: &str,
+        key: &str,
+        mut decide: F,
+    ) -> Result<Committed<A>, CommandError<E>>
+    where
+        A: Aggregate,
+        F: for<'a> FnMut(&'a A, &'a Context<'a>) -> Decision<'a, A::Event, E> + Send,
+        E: Send,
+    {
+        let loaded = match self.load_once::<A, E>(stream_id, key).await? {
+            Ok(loaded) => loaded,
+            Err(first) => return Ok(first),
+        };
+        let now = self.clock.now();
+        let events = {
+            let ctx = Context::new(now, &*self.ids, stream_id, loaded.version());
+            decide(loaded.state(), &ctx).await.map_err(CommandError::Rejected)?
+        };
+        self.record_under_key(key, loaded, now, events).await
+    }
+
     async fn record<A: Aggregate, E>(
         &self,
         loaded: Loaded<A>,
@@ -423,6 +533,22 @@ impl<S: EventStore> Repository<S> {
         metadata: &Metadata,
         events: Vec<A::Event>,
     ) -> Result<Committed<A>, CommandError<E>> {
+        match self.record_once(None, loaded, now, metadata, events).await? {
+            Outcome::Committed(committed) => Ok(committed),
+            Outcome::Before(recorded) => unreachable!("no key, yet {recorded:?} was found under it"),
+        }
+    }
+
+    /// Appends the decided events (under `key` when given) and folds them into the
+    /// state, or returns what `key` recorded before.
+    async fn record_once<A: Aggregate, E>(
+        &self,
+        key: Option<&str>,
+        loaded: Loaded<A>,
+        now: Timestamp,
+        metadata: &Metadata,
+        events: Vec<A::Event>,
+    ) -> Result<Outcome<A>, CommandError<E>> {
         let expected = match loaded.version() {
             0 => ExpectedVersion::NoStream,
             version => ExpectedVersion::Exact(version),
@@ -433,38 +559,143 @@ impl<S: EventStore> Repository<S> {
             .collect::<Result<Vec<_>, _>>()?;
         if new_events.is_empty() {
             let version = loaded.version();
-            return Ok(Committed { state: loaded.into_state(), version, events: Vec::new() });
+            let committed = Committed { state: loaded.into_state(), version, events: Vec::new(), repeated: false };
+            return Ok(Outcome::Committed(committed));
         }
         let stream_id = loaded.stream_id().to_owned();
         let ids: Vec<Uuid> = new_events.iter().map(|new| new.event_id).collect();
-        let appended = self.store.append(A::stream_type(), &stream_id, expected, new_events).await?;
-        // Fold the decided events inside the envelopes the store assigned, exactly as
-        // a replay will (which the conformance suite checks against the store).
-        let mut loaded = loaded;
-        let mut recorded = Vec::with_capacity(events.len());
-        let versions = loaded.version() + 1..;
-        for (((event, event_id), cursor), version) in events.into_iter().zip(ids).zip(&appended.cursors).zip(versions) {
-            let event_type = event.event_type();
-            let (stream_type, stream_id) = loaded.shared_stream();
-            let event = Recorded {
-                event_id,
-                stream_type: Arc::clone(stream_type),
-                stream_id: Arc::clone(stream_id),
-                stream_version: version,
-                cursor: *cursor,
-                event_type: event_type.name,
-                schema_version: event_type.version,
-                occurred_at: now,
-                metadata: metadata.clone(),
-                event,
-            };
-            loaded.fold_recorded(&event)?;
-            recorded.push(event);
-        }
-        let before = appended.version - recorded.len() as u64;
-        crate::snapshot::maybe_take(&self.store, &stream_id, loaded.state(), before, appended.version).await;
-        Ok(Committed { state: loaded.into_state(), version: appended.version, events: recorded })
+        let appended = match key {
+            None => self.store.append(A::stream_type(), &stream_id, expected, new_events).await?,
+            Some(key) => match self.store.append_once(key, A::stream_type(), &stream_id, expected, new_events).await? {
+                AppendOnce::Appended(appended) => appended,
+                AppendOnce::Recorded(recorded) => return Ok(Outcome::Before(recorded)),
+            },
+        };
+        let committed = fold_appended(loaded, now, metadata, events, ids, &appended)?;
+        let before = appended.version - committed.events.len() as u64;
+        crate::snapshot::maybe_take(&self.store, &stream_id, &committed.state, before, appended.version).await;
+        Ok(Outcome::Committed(committed))
     }
+
+    /// The first execution's outcome if `key` was recorded, else the stream loaded
+    /// for a decision.
+    async fn load_once<A: Aggregate, E>(
+        &self,
+        stream_id: &str,
+        key: &str,
+    ) -> Result<Result<Loaded<A>, Committed<A>>, CommandError<E>> {
+        crate::idempotency::check_key(key)?;
+        match self.store.recorded_command(key).await? {
+            Some(recorded) => Ok(Err(self.repeat(stream_id, recorded).await?)),
+            None => Ok(Ok(self.load::<A>(stream_id).await?)),
+        }
+    }
+
+    /// Appends what was decided under `key`; if another execution under the same key
+    /// got there first, returns its outcome instead.
+    async fn record_under_key<A: Aggregate, E>(
+        &self,
+        key: &str,
+        loaded: Loaded<A>,
+        now: Timestamp,
+        events: Vec<A::Event>,
+    ) -> Result<Committed<A>, CommandError<E>> {
+        let stream_id = loaded.stream_id().to_owned();
+        match self.record_once(Some(key), loaded, now, &Metadata::default(), events).await {
+            Ok(Outcome::Committed(committed)) => Ok(committed),
+            Ok(Outcome::Before(recorded)) => self.repeat(&stream_id, recorded).await,
+            // A concurrent execution under the same key may be what moved the stream.
+            Err(error) if error.is_conflict() => match self.store.recorded_command(key).await? {
+                Some(recorded) => self.repeat(&stream_id, recorded).await,
+                None => Err(error),
+            },
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The outcome of the first execution under `recorded`'s key, read back from the
+    /// store: its events, and the state right after them.
+    async fn repeat<A: Aggregate, E>(
+        &self,
+        stream_id: &str,
+        recorded: RecordedCommand,
+    ) -> Result<Committed<A>, CommandError<E>> {
+        if !recorded.is_for(A::stream_type(), stream_id) {
+            return Err(CommandError::KeyReused {
+                key: recorded.key,
+                stream_type: recorded.stream_type,
+                stream_id: recorded.stream_id,
+            });
+        }
+        let mut loaded = Loaded::<A>::new(stream_id);
+        let mut events = Vec::new();
+        for stored in self.store.read_stream(A::stream_type(), stream_id, 1).await? {
+            if stored.stream_version > recorded.last_version {
+                break;
+            }
+            if stored.stream_version < recorded.first_version {
+                loaded.fold(stored)?;
+            } else {
+                let event = stored.decode::<A::Event>()?;
+                loaded.fold_recorded(&event)?;
+                events.push(event);
+            }
+        }
+        if loaded.version() != recorded.last_version {
+            return Err(CommandError::Store(StoreError::Corrupt {
+                location: format!("stream {}/{stream_id}", A::stream_type()),
+                reason: format!(
+                    "idempotency key {:?} recorded versions {}..={}, but the stream ends at version {}",
+                    recorded.key,
+                    recorded.first_version,
+                    recorded.last_version,
+                    loaded.version()
+                ),
+            }));
+        }
+        Ok(Committed { state: loaded.into_state(), version: recorded.last_version, events, repeated: true })
+    }
+}
+
+/// Folds the decided events inside the envelopes the store assigned, exactly as a
+/// replay will (which the conformance suite checks against the store).
+fn fold_appended<A: Aggregate, E>(
+    mut loaded: Loaded<A>,
+    now: Timestamp,
+    metadata: &Metadata,
+    events: Vec<A::Event>,
+    ids: Vec<Uuid>,
+    appended: &Appended,
+) -> Result<Committed<A>, CommandError<E>> {
+    let mut recorded = Vec::with_capacity(events.len());
+    let versions = loaded.version() + 1..;
+    for (((event, event_id), cursor), version) in events.into_iter().zip(ids).zip(&appended.cursors).zip(versions) {
+        let event_type = event.event_type();
+        let (stream_type, stream_id) = loaded.shared_stream();
+        let event = Recorded {
+            event_id,
+            stream_type: Arc::clone(stream_type),
+            stream_id: Arc::clone(stream_id),
+            stream_version: version,
+            cursor: *cursor,
+            event_type: event_type.name,
+            schema_version: event_type.version,
+            occurred_at: now,
+            metadata: metadata.clone(),
+            event,
+        };
+        loaded.fold_recorded(&event)?;
+        recorded.push(event);
+    }
+    Ok(Committed { state: loaded.into_state(), version: appended.version, events: recorded, repeated: false })
+}
+
+/// What recording a decision found.
+enum Outcome<A: Aggregate> {
+    /// The events were appended.
+    Committed(Committed<A>),
+    /// The idempotency key was recorded before: nothing was appended.
+    Before(RecordedCommand),
 }
 
 /// The aggregates of one type in a [`Repository`], from
@@ -518,6 +749,35 @@ impl<S: EventStore, A: Aggregate> Aggregates<'_, S, A> {
         E: Send,
     {
         self.repository.execute_with::<A, E, F, R>(stream_id, retry, metadata, decide).await
+    }
+
+    /// [`Repository::execute_once`] for this aggregate type.
+    pub async fn execute_once<E, F, R>(
+        &self,
+        stream_id: &str,
+        key: &str,
+        decide: F,
+    ) -> Result<Committed<A>, CommandError<E>>
+    where
+        F: FnMut(&A, &Context<'_>) -> R + Send,
+        R: Decided<A::Event, E>,
+        E: Send,
+    {
+        self.repository.execute_once::<A, E, F, R>(stream_id, key, decide).await
+    }
+
+    /// [`Repository::execute_async_once`] for this aggregate type.
+    pub async fn execute_async_once<E, F>(
+        &self,
+        stream_id: &str,
+        key: &str,
+        decide: F,
+    ) -> Result<Committed<A>, CommandError<E>>
+    where
+        F: for<'a> FnMut(&'a A, &'a Context<'a>) -> Decision<'a, A::Event, E> + Send,
+        E: Send,
+    {
+        self.repository.execute_async_once::<A, E, F>(stream_id, key, decide).await
     }
 
     /// [`Repository::execute_async`] for this aggregate type.

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod command;
 pub mod event;
 pub mod id;
+pub mod idempotency;
 pub mod json;
 pub mod memory;
 #[cfg(feature = "nats")]
@@ -35,6 +36,7 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use command::{Aggregates, CommandError, Committed, Context, Decided, Decision, Repository, Retry};
 pub use event::{DecodeError, EncodeError, Event, EventType};
 pub use id::{IdSource, RandomIds, SequentialIds};
+pub use idempotency::{AppendOnce, RecordedCommand};
 pub use json::{Json, JsonNumber, JsonObject};
 pub use memory::{MemoryStore, MemoryTransaction};
 pub use recorded::{Metadata, Recorded};

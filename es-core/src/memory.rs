@@ -9,6 +9,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
+use crate::clock::Timestamp;
+use crate::idempotency::{AppendOnce, RecordedCommand};
 use crate::rehydrate::EventParts;
 use crate::rehydrate::Loaded;
 use crate::snapshot::Snapshot;
@@ -40,6 +42,8 @@ struct Inner {
     streams: HashMap<String, HashMap<String, Vec<usize>>>,
     ids: HashSet<Uuid>,
     snapshots: HashMap<(String, String), Snapshot>,
+    /// Idempotency keys and what their commands appended.
+    commands: HashMap<String, RecordedCommand>,
 }
 
 impl MemoryStore {
@@ -62,8 +66,14 @@ impl MemoryStore {
         &self,
         work: impl FnOnce(&mut MemoryTransaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut inner = self.lock();
-        let mut tx = MemoryTransaction { inner: &inner, staged: Vec::new() };
+        Self::transaction_in(&mut self.lock(), work)
+    }
+
+    fn transaction_in<T, E: From<StoreError>>(
+        inner: &mut Inner,
+        work: impl FnOnce(&mut MemoryTransaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut tx = MemoryTransaction { inner, staged: Vec::new() };
         let value = work(&mut tx)?;
         let staged = tx.staged;
         inner.commit(staged);
@@ -182,6 +192,47 @@ impl EventStore for MemoryStore {
         events: Vec<NewEvent>,
     ) -> Result<Appended, StoreError> {
         self.transaction(|tx| tx.append(stream_type, stream_id, expected, events))
+    }
+
+    /// Checks and records the key under the store's lock, with the append.
+    async fn append_once(
+        &self,
+        key: &str,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOnce, StoreError> {
+        crate::idempotency::check_key(key)?;
+        let mut inner = self.lock();
+        if let Some(recorded) = inner.commands.get(key) {
+            return Ok(AppendOnce::Recorded(recorded.clone()));
+        }
+        let appended = Self::transaction_in(&mut inner, |tx| tx.append(stream_type, stream_id, expected, events))?;
+        if !appended.cursors.is_empty() {
+            let recorded = RecordedCommand {
+                key: key.to_owned(),
+                stream_type: stream_type.to_owned(),
+                stream_id: stream_id.to_owned(),
+                first_version: appended.version + 1 - appended.cursors.len() as u64,
+                last_version: appended.version,
+                recorded_at: Timestamp::from_unix_micros(crate::clock::now_micros()),
+            };
+            inner.commands.insert(key.to_owned(), recorded);
+        }
+        Ok(AppendOnce::Appended(appended))
+    }
+
+    async fn recorded_command(&self, key: &str) -> Result<Option<RecordedCommand>, StoreError> {
+        crate::idempotency::check_key(key)?;
+        Ok(self.lock().commands.get(key).cloned())
+    }
+
+    async fn prune_commands(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let before = inner.commands.len();
+        inner.commands.retain(|_, recorded| recorded.recorded_at >= cutoff);
+        Ok((before - inner.commands.len()) as u64)
     }
 
     async fn read_stream(

@@ -94,6 +94,33 @@ pub(crate) mod stored {
         u64::try_from(raw).map_err(|_| format!("negative {what} {raw}"))
     }
 
+    /// A command recorded under an idempotency key: versions 1 or more, in order.
+    pub(crate) fn command(
+        key: &str,
+        stream_type: String,
+        stream_id: String,
+        first_version: i64,
+        last_version: i64,
+        recorded_at: i64,
+    ) -> Result<crate::idempotency::RecordedCommand, crate::store::StoreError> {
+        let versions =
+            version(first_version).and_then(|first| Ok((first, version(last_version)?))).and_then(|(first, last)| {
+                if first <= last { Ok((first, last)) } else { Err(format!("versions {first}..={last} are empty")) }
+            });
+        let (first_version, last_version) = versions.map_err(|reason| crate::store::StoreError::Corrupt {
+            location: format!("idempotency key {key:?} of stream {stream_type}/{stream_id}"),
+            reason,
+        })?;
+        Ok(crate::idempotency::RecordedCommand {
+            key: key.to_owned(),
+            stream_type,
+            stream_id,
+            first_version,
+            last_version,
+            recorded_at: crate::clock::Timestamp::from_unix_micros(recorded_at),
+        })
+    }
+
     /// A delivery attempt count.
     pub(crate) fn attempts(raw: i64) -> Result<u32, String> {
         u32::try_from(raw).map_err(|_| format!("attempt count {raw} out of range"))

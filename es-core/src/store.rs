@@ -28,6 +28,8 @@ use std::future::Future;
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
+use crate::clock::Timestamp;
+use crate::idempotency::{AppendOnce, RecordedCommand};
 pub use crate::recorded::{Cursor, NewEvent, StoredEvent};
 use crate::rehydrate::{Loaded, RehydrateError};
 use crate::snapshot::Snapshot;
@@ -125,6 +127,16 @@ pub enum StoreError {
     DuplicateEventId {
         /// The repeated id.
         event_id: Uuid,
+    },
+    /// An idempotency key no store can keep (see
+    /// [`MAX_COMMAND_KEY_BYTES`](crate::idempotency::MAX_COMMAND_KEY_BYTES)); nothing
+    /// was written.
+    #[error("idempotency key {key:?}: {reason}")]
+    InvalidCommandKey {
+        /// The key (its first 64 characters).
+        key: String,
+        /// Why it cannot be kept.
+        reason: String,
     },
     /// A value cannot be stored by this backend (or, for stream names, by some
     /// backend); nothing was written. `event_type` is empty when the stream itself
@@ -299,6 +311,27 @@ pub trait EventStore: Send + Sync {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> impl Future<Output = Result<Appended, StoreError>> + Send;
+
+    /// Appends like [`append`](Self::append) and records `key` in the same
+    /// transaction; when `key` is recorded already, appends nothing and returns what
+    /// was recorded under it (for whichever stream: the caller compares). Empty
+    /// `events` record nothing. See [`idempotency`](crate::idempotency).
+    fn append_once(
+        &self,
+        key: &str,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<AppendOnce, StoreError>> + Send;
+
+    /// What was recorded under an idempotency key, if anything.
+    fn recorded_command(&self, key: &str) -> impl Future<Output = Result<Option<RecordedCommand>, StoreError>> + Send;
+
+    /// Forgets the idempotency keys recorded before `cutoff`; returns how many. A
+    /// retry of a forgotten key runs as a first execution, so keep keys longer than
+    /// any client retries.
+    fn prune_commands(&self, cutoff: Timestamp) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Reads a stream's events with version `>= from_version`, in version order.
     fn read_stream(

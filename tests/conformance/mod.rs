@@ -436,6 +436,112 @@ macro_rules! conformance_suite {
                 assert!(matches!(error, es::CommandError::Rejected(BankError::NotOpen)), "{error:?}");
                 assert!(repository.store().read_stream("Account", "a-3", 1).await.unwrap().is_empty());
             }
+
+            #[tokio::test]
+            async fn a_command_under_a_recorded_key_returns_the_first_outcome_without_deciding() {
+                let repository = Repository::new(new_store().await);
+                repository.execute("once-1", |a: &Account, ctx| a.open("Ada", ctx)).await.unwrap();
+                let decisions = std::sync::atomic::AtomicU32::new(0);
+                let deposit = |a: &Account, _: &es::Context<'_>| {
+                    decisions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    a.deposit(5)
+                };
+                let first = repository.execute_once("once-1", "request-1", deposit).await.unwrap();
+                // Another command moves the stream on in between.
+                repository.execute("once-1", |a: &Account, _| a.deposit(100)).await.unwrap();
+                let retry = repository.execute_once("once-1", "request-1", deposit).await.unwrap();
+                assert_eq!(decisions.load(std::sync::atomic::Ordering::Relaxed), 1, "the retry decided again");
+                assert!(!first.repeated && retry.repeated);
+                assert_eq!((retry.version, retry.state.balance), (first.version, first.state.balance));
+                assert_eq!((first.version, first.state.balance), (2, 5));
+                assert_eq!(retry.events, first.events);
+                assert_eq!(retry.cursor(), first.cursor());
+                assert!(first.cursor().is_some());
+                let account = repository.load::<Account>("once-1").await.unwrap();
+                assert_eq!((account.state().balance, account.version()), (105, 3));
+                // The typed handle and the async form see the same record.
+                let again = repository
+                    .execute_async_once("once-1", "request-1", |a: &Account, _| Box::pin(async move { a.deposit(7) }))
+                    .await
+                    .unwrap();
+                assert!(again.repeated);
+                assert_eq!(again.events, first.events);
+                let handle = repository.aggregate::<Account>().execute_once("once-1", "request-1", |a, _| a.deposit(9)).await.unwrap();
+                assert!(handle.repeated);
+            }
+
+            #[tokio::test]
+            async fn a_key_is_for_one_stream_and_failed_or_empty_commands_record_nothing() {
+                let repository = Repository::new(new_store().await);
+                for stream in ["once-a", "once-b"] {
+                    repository.execute(stream, |a: &Account, ctx| a.open("Ada", ctx)).await.unwrap();
+                }
+                repository.execute_once("once-a", "k-1", |a: &Account, _| a.deposit(1)).await.unwrap();
+                let error = repository.execute_once("once-b", "k-1", |a: &Account, _| a.deposit(1)).await.unwrap_err();
+                match error {
+                    es::CommandError::KeyReused { key, stream_type, stream_id } => {
+                        assert_eq!((key.as_str(), stream_type.as_str(), stream_id.as_str()), ("k-1", "Account", "once-a"));
+                    }
+                    other => panic!("expected KeyReused, got {other:?}"),
+                }
+                assert_eq!(repository.load::<Account>("once-b").await.unwrap().version(), 1);
+                // A rejected first attempt records nothing: the retry runs as a first execution.
+                let rejected = repository.execute_once("once-b", "k-2", |a: &Account, _| a.withdraw(1_000)).await;
+                assert!(matches!(rejected, Err(es::CommandError::Rejected(_))), "{rejected:?}");
+                assert!(repository.store().recorded_command("k-2").await.unwrap().is_none());
+                let retried = repository.execute_once("once-b", "k-2", |a: &Account, _| a.deposit(3)).await.unwrap();
+                assert!(!retried.repeated);
+                // A decision with no event records nothing either.
+                let empty = repository.execute_once("once-b", "k-3", |_: &Account, _| Ok::<_, BankError>(vec![])).await.unwrap();
+                assert!(!empty.repeated && empty.events.is_empty() && empty.cursor().is_none());
+                assert!(repository.store().recorded_command("k-3").await.unwrap().is_none());
+                let recorded = repository.store().recorded_command("k-2").await.unwrap().unwrap();
+                assert_eq!((recorded.stream_id.as_str(), recorded.first_version, recorded.last_version), ("once-b", 2, 2));
+                // Keys no store can keep are refused before anything runs.
+                let error = repository.execute_once("once-b", "", |a: &Account, _| a.deposit(1)).await.unwrap_err();
+                assert!(matches!(error, es::CommandError::Store(StoreError::InvalidCommandKey { .. })), "{error:?}");
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_executions_under_one_key_append_once_and_agree() {
+                let repository = std::sync::Arc::new(Repository::new(new_store().await));
+                repository.execute("once-hot", |a: &Account, ctx| a.open("Ada", ctx)).await.unwrap();
+                let tasks: Vec<_> = (0..8)
+                    .map(|_| {
+                        let repository = repository.clone();
+                        tokio::spawn(async move {
+                            repository.execute_once("once-hot", "same-request", |a: &Account, _| a.deposit(10)).await
+                        })
+                    })
+                    .collect();
+                let mut outcomes = Vec::new();
+                for task in tasks {
+                    outcomes.push(task.await.unwrap().expect("every execution under the key succeeds"));
+                }
+                let account = repository.load::<Account>("once-hot").await.unwrap();
+                assert_eq!((account.state().balance, account.version()), (10, 2), "appended more than once");
+                assert_eq!(outcomes.iter().filter(|o| !o.repeated).count(), 1);
+                for outcome in &outcomes {
+                    assert_eq!(outcome.events, outcomes[0].events);
+                    assert_eq!((outcome.version, outcome.state.balance), (2, 10));
+                }
+            }
+
+            #[tokio::test]
+            async fn pruned_keys_are_forgotten_and_recent_ones_kept() {
+                let repository = Repository::new(new_store().await);
+                repository.execute("once-p", |a: &Account, ctx| a.open("Ada", ctx)).await.unwrap();
+                repository.execute_once("once-p", "old", |a: &Account, _| a.deposit(1)).await.unwrap();
+                let store = repository.store();
+                let recorded_at = store.recorded_command("old").await.unwrap().unwrap().recorded_at;
+                assert_eq!(store.prune_commands(recorded_at).await.unwrap(), 0, "a key at the cutoff is kept");
+                let after = Timestamp::from_unix_micros(recorded_at.as_unix_micros() + 1);
+                assert_eq!(store.prune_commands(after).await.unwrap(), 1);
+                assert!(store.recorded_command("old").await.unwrap().is_none());
+                let again = repository.execute_once("once-p", "old", |a: &Account, _| a.deposit(1)).await.unwrap();
+                assert!(!again.repeated);
+                assert_eq!(repository.load::<Account>("once-p").await.unwrap().state().balance, 2);
+            }
         }
     };
 }

@@ -48,6 +48,7 @@ use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
 use crate::clock::Timestamp;
+use crate::idempotency::{AppendOnce, RecordedCommand};
 use crate::rehydrate::EventParts;
 use crate::rehydrate::Loaded;
 use crate::snapshot::Snapshot;
@@ -444,6 +445,87 @@ impl EventStore for PgStore {
         let appended = self.append_in(&mut tx, stream_type, stream_id, expected, events).await?;
         tx.commit().await.map_err(backend)?;
         Ok(appended)
+    }
+
+    /// The key is inserted first, in the append's transaction: a concurrent retry
+    /// with the same key waits on it until this transaction ends, then finds it
+    /// recorded and appends nothing.
+    async fn append_once(
+        &self,
+        key: &str,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOnce, StoreError> {
+        crate::idempotency::check_key(key)?;
+        crate::store::check_append(stream_type, stream_id, &events)?;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let taken = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {} (idempotency_key, stream_type, stream_id, first_version, last_version, recorded_at)
+             VALUES ($1, $2, $3, 0, 0, $4) ON CONFLICT (idempotency_key) DO NOTHING",
+            self.sql.commands
+        )))
+        .bind(key)
+        .bind(stream_type)
+        .bind(stream_id)
+        .bind(crate::clock::now_micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if taken == 0 {
+            tx.rollback().await.map_err(backend)?;
+            let recorded = self.recorded_command(key).await?.ok_or_else(|| StoreError::Corrupt {
+                location: format!("idempotency key {key:?}"),
+                reason: "the key is taken, yet no command is recorded under it".to_owned(),
+            })?;
+            return Ok(AppendOnce::Recorded(recorded));
+        }
+        let appended = self.append_in(&mut tx, stream_type, stream_id, expected, events).await?;
+        if appended.cursors.is_empty() {
+            // Nothing was decided: nothing is recorded, the key included.
+            tx.rollback().await.map_err(backend)?;
+            return Ok(AppendOnce::Appended(appended));
+        }
+        let first_version = appended.version + 1 - appended.cursors.len() as u64;
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {} SET first_version = $2, last_version = $3 WHERE idempotency_key = $1",
+            self.sql.commands
+        )))
+        .bind(key)
+        .bind(i64::try_from(first_version).unwrap_or(i64::MAX))
+        .bind(i64::try_from(appended.version).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(AppendOnce::Appended(appended))
+    }
+
+    async fn recorded_command(&self, key: &str) -> Result<Option<RecordedCommand>, StoreError> {
+        crate::idempotency::check_key(key)?;
+        let row: Option<(String, String, i64, i64, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT stream_type, stream_id, first_version, last_version, recorded_at FROM {} WHERE idempotency_key = $1",
+            self.sql.commands
+        )))
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(|(stream_type, stream_id, first, last, recorded_at)| {
+            stored::command(key, stream_type, stream_id, first, last, recorded_at)
+        })
+        .transpose()
+    }
+
+    async fn prune_commands(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        let pruned = sqlx::query(AssertSqlSafe(format!("DELETE FROM {} WHERE recorded_at < $1", self.sql.commands)))
+            .bind(cutoff.as_unix_micros())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(pruned.rows_affected())
     }
 
     async fn read_stream(

@@ -18,6 +18,7 @@ pub(crate) struct Sql {
     pub(crate) skipped: String,
     pub(crate) relay_lease: String,
     pub(crate) snapshots: String,
+    pub(crate) commands: String,
     schema: String,
     /// The channel appends notify on commit, so that relays and projections in any
     /// process wake at once.
@@ -89,6 +90,7 @@ impl Sql {
             skipped: format!("{prefix}skipped"),
             relay_lease: format!("{prefix}relay_lease"),
             snapshots: format!("{prefix}snapshots"),
+            commands: format!("{prefix}commands"),
             schema: format!("{prefix}schema"),
             channel: format!("{prefix}appended"),
             append: append.into(),
@@ -101,7 +103,7 @@ impl Sql {
 
     /// The migrations, in order. Never edit a released one: add the next.
     fn migrations(&self) -> Vec<String> {
-        let Sql { events, outbox, checkpoints, skipped, relay_lease, snapshots, .. } = self;
+        let Sql { events, outbox, checkpoints, skipped, relay_lease, snapshots, commands, .. } = self;
         vec![
             format!(
             "CREATE TABLE {events} (
@@ -160,6 +162,18 @@ impl Sql {
                     taken_at BIGINT NOT NULL,
                     PRIMARY KEY (stream_type, stream_id)
                 );"
+            ),
+            // Idempotency keys, each written in the transaction of its command's events.
+            format!(
+                "CREATE TABLE {commands} (
+                    idempotency_key TEXT PRIMARY KEY,
+                    stream_type TEXT NOT NULL,
+                    stream_id TEXT NOT NULL,
+                    first_version BIGINT NOT NULL,
+                    last_version BIGINT NOT NULL,
+                    recorded_at BIGINT NOT NULL
+                );
+                CREATE INDEX {commands}_recorded_at ON {commands} (recorded_at);"
             ),
         ]
     }

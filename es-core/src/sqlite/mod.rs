@@ -46,6 +46,7 @@ use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
 use crate::clock::Timestamp;
+use crate::idempotency::{AppendOnce, RecordedCommand};
 use crate::rehydrate::EventParts;
 use crate::rehydrate::Loaded;
 use crate::snapshot::Snapshot;
@@ -606,6 +607,66 @@ impl EventStore for SqliteStore {
         .await
     }
 
+    /// The key is checked and recorded in the append's `BEGIN IMMEDIATE` transaction:
+    /// one writer at a time, across processes, so two retries cannot both append.
+    async fn append_once(
+        &self,
+        key: &str,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOnce, StoreError> {
+        crate::idempotency::check_key(key)?;
+        crate::store::check_append(stream_type, stream_id, &events)?;
+        let (key, stream_type, stream_id) = (key.to_owned(), stream_type.to_owned(), stream_id.to_owned());
+        self.transaction(move |tx| {
+            if let Some(recorded) = recorded_command(&tx.tx, tx.tables, &key)? {
+                return Ok(AppendOnce::Recorded(recorded));
+            }
+            let appended = append(&tx.tx, tx.tables, &stream_type, &stream_id, expected, events)?;
+            if let Some(last) = appended.cursors.last() {
+                tx.last_position = Some(last.position);
+                let first_version = appended.version + 1 - appended.cursors.len() as u64;
+                tx.tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO {} (idempotency_key, stream_type, stream_id, first_version, last_version, recorded_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        tx.tables.commands
+                    ))
+                    .and_then(|mut insert| {
+                        insert.execute(params![
+                            key,
+                            stream_type,
+                            stream_id,
+                            i64::try_from(first_version).unwrap_or(i64::MAX),
+                            i64::try_from(appended.version).unwrap_or(i64::MAX),
+                            now_micros()
+                        ])
+                    })
+                    .map_err(backend)?;
+            }
+            Ok(AppendOnce::Appended(appended))
+        })
+        .await
+    }
+
+    async fn recorded_command(&self, key: &str) -> Result<Option<RecordedCommand>, StoreError> {
+        crate::idempotency::check_key(key)?;
+        let key = key.to_owned();
+        self.read_with_tables(move |connection, tables| recorded_command(connection, tables, &key)).await
+    }
+
+    async fn prune_commands(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        self.write_with_tables(move |tx, tables| {
+            let pruned = tx
+                .execute(&format!("DELETE FROM {} WHERE recorded_at < ?1", tables.commands), [cutoff.as_unix_micros()])
+                .map_err(backend)?;
+            Ok(pruned as u64)
+        })
+        .await
+    }
+
     async fn read_stream(
         &self,
         stream_type: &str,
@@ -701,6 +762,31 @@ impl EventStore for SqliteStore {
         })
         .await
     }
+}
+
+/// The command recorded under `key`, its stored values checked.
+fn recorded_command(
+    connection: &Connection,
+    tables: &Tables,
+    key: &str,
+) -> Result<Option<RecordedCommand>, StoreError> {
+    let row = connection
+        .prepare_cached(&format!(
+            "SELECT stream_type, stream_id, first_version, last_version, recorded_at FROM {} WHERE idempotency_key = ?1",
+            tables.commands
+        ))
+        .and_then(|mut statement| {
+            statement
+                .query_row([key], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+                })
+                .optional()
+        })
+        .map_err(backend)?;
+    row.map(|(stream_type, stream_id, first, last, recorded_at)| {
+        stored::command(key, stream_type, stream_id, first, last, recorded_at)
+    })
+    .transpose()
 }
 
 /// Folds the events after `loaded`'s version on the reader thread. Rows below

@@ -18,6 +18,7 @@ pub(crate) struct Tables {
     pub(crate) skipped: String,
     pub(crate) relay_lease: String,
     pub(crate) snapshots: String,
+    pub(crate) commands: String,
     pub(crate) schema: String,
 }
 
@@ -31,13 +32,14 @@ impl Tables {
             skipped: format!("{prefix}skipped"),
             relay_lease: format!("{prefix}relay_lease"),
             snapshots: format!("{prefix}snapshots"),
+            commands: format!("{prefix}commands"),
             schema: format!("{prefix}schema"),
         })
     }
 
     /// The migrations, in order. Never edit a released one: add the next.
     fn migrations(&self) -> Vec<String> {
-        let Tables { events, outbox, checkpoints, skipped, relay_lease, snapshots, .. } = self;
+        let Tables { events, outbox, checkpoints, skipped, relay_lease, snapshots, commands, .. } = self;
         vec![
             format!(
                 "CREATE TABLE {events} (
@@ -97,6 +99,18 @@ impl Tables {
                     taken_at INTEGER NOT NULL,
                     PRIMARY KEY (stream_type, stream_id)
                 ) WITHOUT ROWID;"
+            ),
+            // Idempotency keys, each written in the transaction of its command's events.
+            format!(
+                "CREATE TABLE {commands} (
+                    idempotency_key TEXT PRIMARY KEY,
+                    stream_type TEXT NOT NULL,
+                    stream_id TEXT NOT NULL,
+                    first_version INTEGER NOT NULL,
+                    last_version INTEGER NOT NULL,
+                    recorded_at INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                CREATE INDEX {commands}_recorded_at ON {commands} (recorded_at);"
             ),
         ]
     }
