@@ -149,6 +149,31 @@ async fn an_event_committed_late_at_an_early_position_is_never_skipped() {
 }
 
 #[tokio::test]
+async fn a_live_subscription_never_skips_a_late_commit() {
+    use futures_util::StreamExt;
+    let store = pg::fresh_store().await;
+    let mut events =
+        std::pin::pin!(es::subscription::subscribe(&store, Cursor::START).poll_interval(Duration::from_secs(30)));
+    store.append("Account", "a", ExpectedVersion::NoStream, deposit(1)).await.unwrap();
+    // The history/live hand-over, woken by the append's notification (the poll is long).
+    let first = tokio::time::timeout(Duration::from_secs(10), events.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(first.payload, r#"{"amount":1}"#);
+    let mut late = store.pool().begin().await.unwrap();
+    store.append_in(&mut late, "Account", "slow", ExpectedVersion::NoStream, deposit(2)).await.unwrap();
+    store.append("Account", "fast", ExpectedVersion::NoStream, deposit(3)).await.unwrap();
+    // The committed event after the running transaction is held back, not delivered past it.
+    assert!(tokio::time::timeout(Duration::from_millis(300), events.next()).await.is_err());
+    late.commit().await.unwrap();
+    let mut amounts = Vec::new();
+    for _ in 0..2 {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.next()).await.unwrap().unwrap().unwrap();
+        amounts.push(event.payload);
+    }
+    assert_eq!(amounts, [r#"{"amount":2}"#, r#"{"amount":3}"#]);
+    pg::drop_tables(&store).await;
+}
+
+#[tokio::test]
 async fn a_projection_waits_for_a_long_transaction_and_then_applies_everything_once() {
     let store = pg::fresh_store().await;
     store.append("Account", "a", ExpectedVersion::NoStream, deposit(10)).await.unwrap();

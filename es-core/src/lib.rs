@@ -25,6 +25,7 @@ mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;
+pub mod subscription;
 pub mod testing;
 pub mod upcast;
 

@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
@@ -29,9 +30,17 @@ use crate::store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, Stor
 /// assert_eq!(appended.version, 0);
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// How many events were committed, for readers that follow the log.
+    appended: watch::Sender<u64>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self { inner: Mutex::default(), appended: watch::channel(0).0 }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -66,7 +75,16 @@ impl MemoryStore {
         &self,
         work: impl FnOnce(&mut MemoryTransaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        Self::transaction_in(&mut self.lock(), work)
+        let mut inner = self.lock();
+        let value = Self::transaction_in(&mut inner, work)?;
+        self.announce(&inner);
+        Ok(value)
+    }
+
+    /// Wakes the readers that follow the log, if the log grew.
+    fn announce(&self, inner: &Inner) {
+        let count = inner.log.len() as u64;
+        self.appended.send_if_modified(|seen| std::mem::replace(seen, count) != count);
     }
 
     fn transaction_in<T, E: From<StoreError>>(
@@ -220,6 +238,7 @@ impl EventStore for MemoryStore {
             };
             inner.commands.insert(key.to_owned(), recorded);
         }
+        self.announce(&inner);
         Ok(AppendOnce::Appended(appended))
     }
 
@@ -233,6 +252,10 @@ impl EventStore for MemoryStore {
         let before = inner.commands.len();
         inner.commands.retain(|_, recorded| recorded.recorded_at >= cutoff);
         Ok((before - inner.commands.len()) as u64)
+    }
+
+    fn watch_appends(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
     }
 
     async fn read_stream(

@@ -25,6 +25,7 @@
 use std::fmt;
 use std::future::Future;
 
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
@@ -332,6 +333,12 @@ pub trait EventStore: Send + Sync {
     /// retry of a forgotten key runs as a first execution, so keep keys longer than
     /// any client retries.
     fn prune_commands(&self, cutoff: Timestamp) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Changes whenever events may have been appended: by this process, and on
+    /// backends that hear other processes (PostgreSQL's `LISTEN`), by any. Readers
+    /// that follow the log ([`subscribe`](crate::subscription::subscribe)) wait on it,
+    /// and poll besides for what it cannot hear.
+    fn watch_appends(&self) -> watch::Receiver<u64>;
 
     /// Reads a stream's events with version `>= from_version`, in version order.
     fn read_stream(

@@ -542,6 +542,56 @@ macro_rules! conformance_suite {
                 assert!(!again.repeated);
                 assert_eq!(repository.load::<Account>("once-p").await.unwrap().state().balance, 2);
             }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_subscription_reads_history_then_live_events_in_commit_order_once() {
+                use futures_util::StreamExt;
+                let store = std::sync::Arc::new(new_store().await);
+                let ids = SequentialIds::new();
+                store.append("Account", "sub-1", ExpectedVersion::NoStream, new_events(&ids, &deposits(3))).await.unwrap();
+                // Where the log stood before this test's events (backends may share it).
+                let before: Vec<_> = store.read_stream("Account", "sub-1", 1).await.unwrap();
+                let start = Cursor { commit: before[0].cursor.commit, position: before[0].cursor.position - 1 };
+                let writer = {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        let ids = es::RandomIds;
+                        for round in 0..20_u64 {
+                            let stream = format!("sub-{}", 2 + round % 3);
+                            let event = NewEvent::encode(&AccountEvent::Deposited { amount: round }, ids.next_id(), T0, Metadata::default()).unwrap();
+                            store.append("Account", &stream, ExpectedVersion::Any, vec![event]).await.unwrap();
+                            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                        }
+                    })
+                };
+                let subscription = es::subscription::subscribe(&*store, start)
+                    .stream_type("Account")
+                    .batch_size(4)
+                    .poll_interval(std::time::Duration::from_millis(20));
+                let mut seen = Vec::new();
+                let mut events = std::pin::pin!(subscription);
+                while seen.len() < 23 {
+                    let event = tokio::time::timeout(std::time::Duration::from_secs(10), events.next())
+                        .await
+                        .expect("a live event never arrived")
+                        .unwrap()
+                        .unwrap();
+                    if event.stream_id.starts_with("sub-") {
+                        seen.push(event);
+                    }
+                }
+                writer.await.unwrap();
+                assert!(seen.windows(2).all(|pair| pair[0].cursor < pair[1].cursor), "not in commit order");
+                let ids: std::collections::HashSet<_> = seen.iter().map(|event| event.event_id).collect();
+                assert_eq!(ids.len(), 23, "an event came twice");
+                for stream in ["sub-1", "sub-2", "sub-3", "sub-4"] {
+                    let versions: Vec<_> = seen.iter().filter(|e| e.stream_id == stream).map(|e| e.stream_version).collect();
+                    let expected: Vec<u64> = (1..=versions.len() as u64).collect();
+                    assert_eq!(versions, expected, "stream {stream} skipped or reordered");
+                }
+                let extra = tokio::time::timeout(std::time::Duration::from_millis(100), events.next()).await;
+                assert!(extra.is_err(), "an event was invented: {extra:?}");
+            }
         }
     };
 }

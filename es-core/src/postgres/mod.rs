@@ -528,6 +528,11 @@ impl EventStore for PgStore {
         Ok(pruned.rows_affected())
     }
 
+    /// Appends by any process, through `LISTEN`.
+    fn watch_appends(&self) -> watch::Receiver<u64> {
+        self.subscribe()
+    }
+
     async fn read_stream(
         &self,
         stream_type: &str,

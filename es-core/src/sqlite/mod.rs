@@ -667,6 +667,11 @@ impl EventStore for SqliteStore {
         .await
     }
 
+    /// Appends through this store only: other processes are seen by polling.
+    fn watch_appends(&self) -> watch::Receiver<u64> {
+        self.subscribe_head()
+    }
+
     async fn read_stream(
         &self,
         stream_type: &str,
