@@ -12,7 +12,8 @@
 //! - **Wake-ups.** After an empty page it waits for the store's
 //!   [`watch_appends`](EventStore::watch_appends) (appends of this process; of every
 //!   process on PostgreSQL), and polls every [`poll_interval`](Subscription::poll_interval)
-//!   besides, for appends it cannot hear (other processes on SQLite).
+//!   besides, for appends it cannot hear (other processes on SQLite) and for events
+//!   held back behind transactions that were still running (PostgreSQL).
 //! - **Back-pressure.** It reads a page only when the consumer has taken the previous
 //!   one: at most [`batch_size`](Subscription::batch_size) events are held. Dropping
 //!   the stream releases everything it holds.

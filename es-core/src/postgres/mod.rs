@@ -64,10 +64,21 @@ pub(crate) use schema::Sql;
 pub struct PgStore {
     pool: PgPool,
     sql: Arc<Sql>,
-    /// The watchers of appends, and the task that feeds them while they watch.
-    #[allow(clippy::type_complexity, reason = "one private field, explained above")]
-    appended: Arc<std::sync::Mutex<Option<(watch::Sender<u64>, Option<tokio::task::JoinHandle<()>>)>>>,
+    /// The watchers of notifications, and the task that feeds them while they watch.
+    listening: Arc<std::sync::Mutex<Option<Listening>>>,
 }
+
+/// What the store's `LISTEN` connection feeds: appends and projection passes.
+#[derive(Debug)]
+struct Listening {
+    appended: watch::Sender<u64>,
+    checkpoints: watch::Sender<u64>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The payload of the notification a projection pass sends on commit (appends send
+/// an empty one).
+pub(crate) const CHECKPOINT_MOVED: &str = "checkpoint";
 
 /// Where a [`PgStore`] gets its connections.
 #[derive(Debug, Clone)]
@@ -151,7 +162,7 @@ impl PgOptions {
         let mut connection = pool.acquire().await.map_err(backend)?;
         sql.migrate(&mut connection).await?;
         drop(connection);
-        Ok(PgStore { pool, sql: Arc::new(sql), appended: Arc::default() })
+        Ok(PgStore { pool, sql: Arc::new(sql), listening: Arc::default() })
     }
 }
 
@@ -347,22 +358,36 @@ impl PgStore {
     /// The listening task holds one connection of the pool while anyone watches, ends
     /// when the last watcher is gone, and starts again with the next one.
     pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
-        let mut listening = self.appended.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (sender, task) = listening.get_or_insert_with(|| (watch::channel(0).0, None));
-        let receiver = sender.subscribe();
-        if task.as_ref().is_none_or(tokio::task::JoinHandle::is_finished) {
-            let (pool, channel, notify) = (self.pool.clone(), self.sql.channel.clone(), sender.clone());
-            *task = Some(tokio::spawn(listen(pool, channel, notify)));
+        self.listen_to(|listening| &listening.appended)
+    }
+
+    /// Changes whenever a projection pass commits in any process.
+    pub(crate) fn subscribe_checkpoints(&self) -> watch::Receiver<u64> {
+        self.listen_to(|listening| &listening.checkpoints)
+    }
+
+    fn listen_to(&self, watch: impl FnOnce(&Listening) -> &watch::Sender<u64>) -> watch::Receiver<u64> {
+        let mut listening = self.listening.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let listening = listening.get_or_insert_with(|| Listening {
+            appended: watch::channel(0).0,
+            checkpoints: watch::channel(0).0,
+            task: None,
+        });
+        let receiver = watch(listening).subscribe();
+        if listening.task.as_ref().is_none_or(tokio::task::JoinHandle::is_finished) {
+            let (pool, channel) = (self.pool.clone(), self.sql.channel.clone());
+            let watches = (listening.appended.clone(), listening.checkpoints.clone());
+            listening.task = Some(tokio::spawn(listen(pool, channel, watches)));
         }
         receiver
     }
 }
 
-/// Forwards notifications of appends to the watchers, reconnecting after failures,
-/// until the last watcher is gone.
-async fn listen(pool: PgPool, channel: String, notify: watch::Sender<u64>) {
-    let mut count = 0;
-    while !notify.is_closed() {
+/// Forwards notifications of appends and projection passes to their watchers,
+/// reconnecting after failures, until the last watcher is gone.
+async fn listen(pool: PgPool, channel: String, (appended, checkpoints): (watch::Sender<u64>, watch::Sender<u64>)) {
+    let unwatched = || appended.is_closed() && checkpoints.is_closed();
+    while !unwatched() {
         let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(listener) => listener,
             Err(error) => {
@@ -378,13 +403,11 @@ async fn listen(pool: PgPool, channel: String, notify: watch::Sender<u64>) {
         }
         loop {
             tokio::select! {
-                () = notify.closed() => return,
+                () = async { appended.closed().await; checkpoints.closed().await } => return,
                 received = listener.recv() => match received {
-                    Ok(_) => {
-                        count += 1;
-                        if notify.send(count).is_err() {
-                            return;
-                        }
+                    Ok(notification) => {
+                        let watch = if notification.payload() == CHECKPOINT_MOVED { &checkpoints } else { &appended };
+                        watch.send_modify(|count| *count = count.wrapping_add(1));
                     }
                     Err(error) => {
                         tracing::warn!(%error, "lost the connection listening for appends; reconnecting");

@@ -20,10 +20,10 @@ use std::time::Duration;
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 use tracing::Instrument;
 
-use super::{LogRow, PgStore, backend};
+use super::{CHECKPOINT_MOVED, LogRow, PgStore, backend};
 use crate::clock::now_micros;
 use crate::projection::{
-    Checkpoint, HandlerError, OnError, PositionDisplay, ProjectionError, ProjectionReport, Settings,
+    Checkpoint, HandlerError, OnError, PositionDisplay, ProjectionError, ProjectionReport, Settings, WaitError,
 };
 use crate::sql::stored;
 use crate::store::{Cursor, StoreError, StoredEvent};
@@ -125,15 +125,15 @@ impl<P: Projection> ProjectionRunner<P> {
 
     /// The stored checkpoint.
     pub async fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT transaction_id::text, position, event_id FROM {} WHERE projection = $1 AND position > 0",
-            self.store.sql.checkpoints
-        )))
-        .bind(&self.name)
-        .fetch_optional(self.store.pool())
-        .await
-        .map_err(backend)?;
-        row.map(|row| checkpoint_from_row(&row, &self.name)).transpose()
+        self.store.read_checkpoint(&self.name).await
+    }
+
+    /// Waits until this projection's checkpoint has reached `cursor` (typically
+    /// [`Committed::cursor`](crate::Committed::cursor)), so that its read model
+    /// includes the write; see [`PgStore::wait_for_projection`]. Another task (or
+    /// process) must be running the projection meanwhile.
+    pub async fn wait_for(&self, cursor: Cursor, timeout: Duration) -> Result<Checkpoint, WaitError> {
+        self.store.wait_for_projection(&self.name, cursor, timeout).await
     }
 
     /// Empties the read model and deletes the checkpoint, in one transaction.
@@ -262,9 +262,14 @@ impl<P: Projection> ProjectionRunner<P> {
         })
     }
 
+    /// Moves the checkpoint and notifies waiters (read-your-writes) on commit.
     async fn move_checkpoint(&self, tx: &mut PgConnection, new: Checkpoint) -> Result<(), ProjectionError> {
         sqlx::query(AssertSqlSafe(format!(
-            "UPDATE {} SET transaction_id = $2::text::xid8, position = $3, event_id = $4, updated_at = $5 WHERE projection = $1",
+            "WITH moved AS (
+                 UPDATE {} SET transaction_id = $2::text::xid8, position = $3, event_id = $4, updated_at = $5
+                 WHERE projection = $1
+             )
+             SELECT pg_notify($6, '{CHECKPOINT_MOVED}')",
             self.store.sql.checkpoints
         )))
         .bind(&self.name)
@@ -272,6 +277,7 @@ impl<P: Projection> ProjectionRunner<P> {
         .bind(i64::try_from(new.cursor.position).unwrap_or(i64::MAX))
         .bind(new.event_id)
         .bind(now_micros())
+        .bind(&self.store.sql.channel)
         .execute(&mut *tx)
         .await
         .map_err(|e| self.store_error(backend(e)))?;
@@ -472,4 +478,44 @@ fn checkpoint_from_row(row: &sqlx::postgres::PgRow, name: &str) -> Result<Checkp
         },
         event_id: row.try_get(2).map_err(backend)?,
     })
+}
+
+/// How often a wait for a projection reads the checkpoint again when no notification
+/// came (one may be lost while the listening connection reconnects).
+const MISSED_NOTIFICATION_POLL: Duration = Duration::from_secs(1);
+
+impl PgStore {
+    /// Read-your-writes: waits until projection `name`'s checkpoint has reached
+    /// `cursor` (typically [`Committed::cursor`](crate::Committed::cursor)), so that
+    /// its read model includes the write, for up to `timeout`.
+    ///
+    /// For a web handler that does not own the runner: it reads the checkpoint table
+    /// again each time a pass of any runner, in any process, commits (a notification
+    /// on the store's channel), and each second besides. See [`WaitError`] for what a
+    /// timeout means.
+    pub async fn wait_for_projection(
+        &self,
+        name: &str,
+        cursor: Cursor,
+        timeout: Duration,
+    ) -> Result<Checkpoint, WaitError> {
+        let moved = self.subscribe_checkpoints();
+        crate::projection::wait_for_checkpoint(name, cursor, timeout, MISSED_NOTIFICATION_POLL, moved, || {
+            self.read_checkpoint(name)
+        })
+        .await
+    }
+
+    /// Projection `name`'s stored checkpoint.
+    pub(crate) async fn read_checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT transaction_id::text, position, event_id FROM {} WHERE projection = $1 AND position > 0",
+            self.sql.checkpoints
+        )))
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(backend)?;
+        row.map(|row| checkpoint_from_row(&row, name)).transpose()
+    }
 }

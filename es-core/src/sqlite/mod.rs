@@ -163,6 +163,9 @@ pub(crate) struct Shared {
     /// The position of the last event committed through this store; relays and
     /// projections wait on it so that appends wake them at once.
     pub(crate) head: watch::Sender<u64>,
+    /// Bumped after each projection pass commits through this store, so that
+    /// read-your-writes waits wake at once.
+    pub(crate) checkpoints: watch::Sender<u64>,
     pub(crate) path: PathBuf,
 }
 
@@ -202,6 +205,7 @@ impl SqliteStore {
                 writer: Workers::start("writer", vec![writer])?,
                 readers: Workers::start("reader", readers)?,
                 head,
+                checkpoints: watch::channel(0).0,
                 path: options.path.clone(),
             }),
         })

@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use super::{EVENT_COLUMNS, SqliteStore, Tables, backend, event_from_row, now_micros};
 use crate::projection::{
-    Checkpoint, HandlerError, OnError, PositionDisplay, ProjectionError, ProjectionReport, Settings,
+    Checkpoint, HandlerError, OnError, PositionDisplay, ProjectionError, ProjectionReport, Settings, WaitError,
 };
 use crate::sql::stored;
 use crate::store::{Cursor, StoreError, StoredEvent};
@@ -223,10 +223,48 @@ impl<P: Projection> ProjectionRunner<P> {
             .await
             .map_err(|error| store_error(&self.name, error))?;
         match outcome {
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(value)) => {
+                self.store.shared.checkpoints.send_modify(|passes| *passes = passes.wrapping_add(1));
+                Ok(value)
+            }
             Ok(Err(error)) => Err(error),
             Err(error) => Err(store_error(&self.name, error)),
         }
+    }
+
+    /// Waits until this projection's checkpoint has reached `cursor` (typically
+    /// [`Committed::cursor`](crate::Committed::cursor)), so that its read model
+    /// includes the write; see [`SqliteStore::wait_for_projection`]. Another task (or
+    /// process) must be running the projection meanwhile.
+    pub async fn wait_for(&self, cursor: Cursor, timeout: Duration) -> Result<Checkpoint, WaitError> {
+        self.store.wait_for_projection(&self.name, cursor, timeout).await
+    }
+}
+
+/// How often a wait for a projection reads the checkpoint again when nothing woke it:
+/// passes of runners in other processes cannot be heard on SQLite.
+const OTHER_PROCESSES_POLL: Duration = Duration::from_millis(20);
+
+impl SqliteStore {
+    /// Read-your-writes: waits until projection `name`'s checkpoint has reached
+    /// `cursor` (typically [`Committed::cursor`](crate::Committed::cursor)), so that
+    /// its read model includes the write, for up to `timeout`.
+    ///
+    /// For a web handler that does not own the runner: it reads the checkpoint table,
+    /// woken at once by passes of runners on this store, and every 20 ms for runners in
+    /// other processes. See [`WaitError`] for what a timeout means.
+    pub async fn wait_for_projection(
+        &self,
+        name: &str,
+        cursor: Cursor,
+        timeout: Duration,
+    ) -> Result<Checkpoint, WaitError> {
+        let moved = self.shared.checkpoints.subscribe();
+        crate::projection::wait_for_checkpoint(name, cursor, timeout, OTHER_PROCESSES_POLL, moved, || {
+            let name = name.to_owned();
+            self.read_with_tables(move |connection, tables| read_checkpoint(connection, tables, &name))
+        })
+        .await
     }
 }
 
