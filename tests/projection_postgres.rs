@@ -30,7 +30,7 @@ impl Projection for Balances {
     }
 
     async fn handle(&mut self, tx: &mut PgConnection, event: &StoredEvent) -> Result<(), HandlerError> {
-        let recorded = event.clone().decode::<AccountEvent>()?;
+        let recorded = event.decode_ref::<AccountEvent>()?;
         let AccountEvent::Deposited { amount } = recorded.event() else { return Ok(()) };
         let sql = format!(
             "INSERT INTO {table} VALUES ($1, $2) ON CONFLICT (account) DO UPDATE SET balance = {table}.balance + $2",

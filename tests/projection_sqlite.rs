@@ -23,7 +23,7 @@ impl Projection for Balances {
     }
 
     fn handle(&mut self, tx: &rusqlite::Connection, event: &StoredEvent) -> Result<(), HandlerError> {
-        let recorded = event.clone().decode::<AccountEvent>()?;
+        let recorded = event.decode_ref::<AccountEvent>()?;
         let delta: i64 = match recorded.event() {
             AccountEvent::Deposited { amount } => i64::try_from(*amount)?,
             AccountEvent::Withdrawn { amount } => -i64::try_from(*amount)?,
@@ -201,7 +201,7 @@ impl Projection for Fragile {
     }
 
     fn handle(&mut self, _tx: &rusqlite::Connection, event: &StoredEvent) -> Result<(), HandlerError> {
-        if let AccountEvent::Deposited { amount: 99 } = event.clone().decode::<AccountEvent>()?.event() {
+        if let AccountEvent::Deposited { amount: 99 } = event.decode_ref::<AccountEvent>()?.event() {
             panic!("99 is a bug in this handler");
         }
         self.applied += 1;

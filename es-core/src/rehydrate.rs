@@ -220,8 +220,10 @@ pub fn rehydrate<A: Aggregate>(
 }
 
 impl StoredEvent {
-    /// Decodes the payload into `E`, keeping the envelope. Errors name the stream,
-    /// version and type.
+    /// Decodes the payload into `E`, keeping the envelope, and consumes the stored
+    /// event (its strings move into the envelope). Errors name the stream, version and
+    /// type. To decode an event only lent to you, as projection handlers are, use
+    /// [`decode_ref`](Self::decode_ref).
     pub fn decode<E: Event>(self) -> Result<Recorded<E>, RehydrateError> {
         let (stream_type, stream_id) = (Arc::from(self.stream_type), Arc::from(self.stream_id));
         decode_parts(
@@ -238,6 +240,41 @@ impl StoredEvent {
                 payload: &self.payload,
             },
         )
+    }
+
+    /// Decodes the payload into `E` without consuming the stored event: the envelope's
+    /// strings are copied, the payload is only read. Older schema versions are upcast
+    /// first, as for loads. Errors name the stream, version and type.
+    ///
+    /// A projection that sees every event uses it to decode the ones of the stream
+    /// types it cares about:
+    ///
+    /// ```
+    /// # use es::{Cursor, Event, Metadata, StoredEvent, Timestamp, SequentialIds};
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Debug, PartialEq, Serialize, Deserialize, Event)]
+    /// struct Deposited { amount: u64 }
+    ///
+    /// let stored = StoredEvent {
+    ///     event_id: SequentialIds::nth(1),
+    ///     stream_type: "Account".into(),
+    ///     stream_id: "a-1".into(),
+    ///     stream_version: 1,
+    ///     cursor: Cursor::at_position(1),
+    ///     event_type: "Deposited".into(),
+    ///     schema_version: 1,
+    ///     occurred_at: Timestamp::EPOCH,
+    ///     metadata: Metadata::default(),
+    ///     payload: r#"{"amount":5}"#.into(),
+    /// };
+    /// if stored.stream_type == "Account" {
+    ///     let recorded = stored.decode_ref::<Deposited>()?;
+    ///     assert_eq!((recorded.event(), recorded.stream_id()), (&Deposited { amount: 5 }, "a-1"));
+    /// }
+    /// # Ok::<(), es::RehydrateError>(())
+    /// ```
+    pub fn decode_ref<E: Event>(&self) -> Result<Recorded<E>, RehydrateError> {
+        decode_parts(&Arc::from(self.stream_type.as_str()), &Arc::from(self.stream_id.as_str()), EventParts::of(self))
     }
 }
 

@@ -18,6 +18,7 @@ pub(crate) struct Sql {
     pub(crate) skipped: String,
     pub(crate) relay_lease: String,
     pub(crate) snapshots: String,
+    pub(crate) views: String,
     schema: String,
     /// The channel appends notify on commit, so that relays and projections in any
     /// process wake at once.
@@ -100,6 +101,7 @@ impl Sql {
             skipped: format!("{prefix}skipped"),
             relay_lease: format!("{prefix}relay_lease"),
             snapshots: format!("{prefix}snapshots"),
+            views: format!("{prefix}views"),
             schema: format!("{prefix}schema"),
             channel: format!("{prefix}appended"),
             append: append.into(),
@@ -112,7 +114,7 @@ impl Sql {
 
     /// The migrations, in order. Never edit a released one: add the next.
     fn migrations(&self) -> Vec<String> {
-        let Sql { events, outbox, checkpoints, skipped, relay_lease, snapshots, .. } = self;
+        let Sql { events, outbox, checkpoints, skipped, relay_lease, snapshots, views, .. } = self;
         vec![
             format!(
             "CREATE TABLE {events} (
@@ -170,6 +172,18 @@ impl Sql {
                     state TEXT NOT NULL,
                     taken_at BIGINT NOT NULL,
                     PRIMARY KEY (stream_type, stream_id)
+                );"
+            ),
+            // Document read models (`es::projection::View`): one JSON document per view
+            // name and key, written in the transaction that moves the view's checkpoint.
+            // Text, kept byte for byte, like the events' payloads.
+            format!(
+                "CREATE TABLE {views} (
+                    view TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    document TEXT NOT NULL,
+                    updated_at BIGINT NOT NULL,
+                    PRIMARY KEY (view, key)
                 );"
             ),
         ]
