@@ -276,6 +276,46 @@ impl StoredEvent {
     pub fn decode_ref<E: Event>(&self) -> Result<Recorded<E>, RehydrateError> {
         decode_parts(&Arc::from(self.stream_type.as_str()), &Arc::from(self.stream_id.as_str()), EventParts::of(self))
     }
+
+    /// Decodes the event if it belongs to a stream of aggregate `A`, without consuming
+    /// it; `None` for an event of another stream type, which is not decoded at all.
+    /// The typed start of a store's own projection handler:
+    ///
+    /// ```
+    /// # use es::{aggregate, Aggregate, Cursor, Event, Metadata, StoredEvent, Timestamp, SequentialIds};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, PartialEq, Serialize, Deserialize, Event)]
+    /// # struct Deposited { amount: u64 }
+    /// # #[aggregate]
+    /// # #[derive(Debug, Default)]
+    /// # struct Account { balance: u64 }
+    /// # #[aggregate]
+    /// # impl Aggregate for Account {
+    /// #     type Event = Deposited;
+    /// #     fn apply(&mut self, event: &Deposited) { self.balance += event.amount; }
+    /// # }
+    /// fn deposited(event: &StoredEvent) -> Result<u64, es::RehydrateError> {
+    ///     let Some(recorded) = event.decode_for::<Account>()? else { return Ok(0) };
+    ///     Ok(recorded.event().amount)
+    /// }
+    /// # let mut stored = StoredEvent {
+    /// #     event_id: SequentialIds::nth(1), stream_type: "Account".into(), stream_id: "a-1".into(),
+    /// #     stream_version: 1, cursor: Cursor::at_position(1), event_type: "Deposited".into(),
+    /// #     schema_version: 1, occurred_at: Timestamp::EPOCH, metadata: Metadata::default(),
+    /// #     payload: r#"{"amount":5}"#.into(),
+    /// # };
+    /// assert_eq!(deposited(&stored)?, 5);
+    /// stored.stream_type = "Audit".into();
+    /// stored.payload = "not even JSON".into();
+    /// assert_eq!(deposited(&stored)?, 0); // another stream type: not decoded
+    /// # Ok::<(), es::RehydrateError>(())
+    /// ```
+    pub fn decode_for<A: Aggregate>(&self) -> Result<Option<Recorded<A::Event>>, RehydrateError> {
+        if self.stream_type != A::stream_type() {
+            return Ok(None);
+        }
+        self.decode_ref().map(Some)
+    }
 }
 
 /// A stored event's fields, borrowed where a backend can lend them.

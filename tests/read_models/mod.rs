@@ -140,6 +140,27 @@ impl View for DailyActivity {
     }
 }
 
+/// Accounts per owner: several streams fold into one view.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Owners {
+    pub accounts: Vec<String>,
+}
+
+impl View for Owners {
+    fn subscribe(events: &mut Subscriptions<Self>) {
+        events.on_keyed::<Account>(
+            |event| match event.event() {
+                AccountEvent::Opened { owner } => Some(owner.clone()),
+                _ => None,
+            },
+            |owners, event| {
+                owners.accounts.push(event.stream_id().to_owned());
+                Ok(())
+            },
+        );
+    }
+}
+
 pub fn encode(events: &[AccountEvent]) -> Vec<NewEvent> {
     events
         .iter()
@@ -231,7 +252,7 @@ macro_rules! read_model_suite {
         mod suite {
             use super::{clean_up, new_store};
             use $crate::read_models::{
-                AccountSummary, DailyActivity, append_story, deposit, encode, opened, settle, story_summaries,
+                AccountSummary, DailyActivity, Owners, append_story, deposit, encode, opened, settle, story_summaries,
             };
             use es::projection::{OnError, ProjectionError, ViewStore};
             use es::{EventStore, ExpectedVersion};
@@ -378,6 +399,25 @@ macro_rules! read_model_suite {
                 stop.send(()).unwrap();
                 let report = running.await.unwrap().unwrap();
                 assert_eq!(report.applied, 2);
+                clean_up(&store).await;
+            }
+
+            #[tokio::test]
+            async fn views_keyed_by_event_content_gather_several_streams_and_refuse_unstorable_keys() {
+                let store = new_store().await;
+                store.append("Account", "a-1", ExpectedVersion::NoStream, encode(&[opened("Ada"), deposit(1)])).await.unwrap();
+                store.append("Account", "a-2", ExpectedVersion::NoStream, encode(&[opened("Ada")])).await.unwrap();
+                store.append("Account", "a-3", ExpectedVersion::NoStream, encode(&[opened("Nul\0Owner")])).await.unwrap();
+                settle(&store, 4).await;
+                let owners = store.views::<Owners>("owners");
+                let error = owners.catch_up().await.unwrap_err();
+                assert!(
+                    matches!(&error, ProjectionError::Event { stream_id, version: 1, .. } if stream_id == "a-3"),
+                    "{error:?}"
+                );
+                let message = error.to_string();
+                assert!(message.contains("view owners: key ") && message.ends_with("cannot be stored: keys are at most 1024 bytes, without NUL characters"), "{message}");
+                assert_eq!(owners.load("Ada").await.unwrap(), Some(Owners { accounts: vec!["a-1".into(), "a-2".into()] }));
                 clean_up(&store).await;
             }
 

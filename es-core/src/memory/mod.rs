@@ -110,7 +110,8 @@ impl MemoryStore {
     }
 }
 
-/// Appends staged inside [`MemoryStore::transaction`].
+/// Appends staged inside [`MemoryStore::transaction`], or by a projection's handler
+/// (see [`Projection`]): the in-memory store's transaction.
 #[derive(Debug)]
 pub struct MemoryTransaction<'a> {
     inner: &'a Inner,

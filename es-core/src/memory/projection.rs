@@ -24,7 +24,9 @@ use crate::store::{StoreError, StoredEvent};
 /// Each event is handled in a [`MemoryTransaction`] of its own, committed together
 /// with the checkpoint; a handler's error discards what its transaction staged. A
 /// hand-written projection usually keeps its read model in its own fields (read them
-/// through [`ProjectionRunner::projection`]).
+/// through [`ProjectionRunner::projection`]). A pass holds the store's lock: a handler
+/// appends through `tx`, never through the store itself, which would wait for the
+/// pass forever.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]

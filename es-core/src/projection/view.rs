@@ -195,7 +195,8 @@ impl<V> fmt::Debug for Subscriptions<V> {
 ///
 /// let projection = store.views::<AccountSummary>("account_summaries").projection();
 /// let runner = ProjectionRunner::new(store.clone(), projection).on_error(OnError::RecordAndSkip);
-/// runner.run(async { tokio::signal::ctrl_c().await.ok(); }).await?;
+/// // Until the service shuts down; here, forever.
+/// runner.run(std::future::pending()).await?;
 /// # Ok(()) }
 /// ```
 pub struct ViewProjection<V> {
@@ -324,6 +325,11 @@ impl<S: ViewStore, V: View> Views<'_, S, V> {
     /// runner and [`OnError::Stop`](super::OnError::Stop). For other policies, batch
     /// sizes or a runner that keeps going, hand [`projection`](Self::projection) to
     /// the store's `ProjectionRunner`.
+    ///
+    /// "Every event" is every event the store's log shows readers: PostgreSQL shows an
+    /// event only once the transactions that started before it have finished (see
+    /// [`EventStore::read_all`]), so an event committed a moment ago may be applied by
+    /// the next pass rather than this one. The report's checkpoint says how far it got.
     pub async fn catch_up(&self) -> Result<ProjectionReport, ProjectionError> {
         self.store.catch_up_view(self.projection()).await
     }
@@ -408,11 +414,12 @@ pub trait ViewBackend: EventStore + Sized {
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
 }
 
-/// A key for messages: the first 64 characters of a long one.
+/// A key for messages (quoted with `{:?}`, which shows a NUL as `\0`): the first 64
+/// bytes of a long one.
 fn shorten(key: &str) -> String {
     if key.len() <= 64 {
-        return key.replace('\0', "\\0");
+        return key.to_owned();
     }
     let end = (0..=64).rev().find(|&i| key.is_char_boundary(i)).unwrap_or(0);
-    format!("{}… ({} bytes)", key[..end].replace('\0', "\\0"), key.len())
+    format!("{}… ({} bytes)", &key[..end], key.len())
 }
