@@ -105,6 +105,56 @@ pub trait View: Serialize + DeserializeOwned + Default + Send + 'static {
 /// to that aggregate's handler; events of other stream types are skipped without
 /// being decoded. An event of a subscribed stream type that does not decode is a
 /// handler error, which the runner's [`OnError`](super::OnError) policy handles.
+///
+/// A view of something other than one stream maps each event to its key:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use es::projection::{Subscriptions, View, ViewStore};
+/// use es::{aggregate, Aggregate, Event, MemoryStore, Repository};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Serialize, Deserialize, Event)]
+/// struct Opened { owner: String }
+///
+/// #[aggregate]
+/// #[derive(Debug, Default)]
+/// struct Account { open: bool }
+///
+/// #[aggregate]
+/// impl Aggregate for Account {
+///     type Event = Opened;
+///     fn apply(&mut self, _: &Opened) { self.open = true; }
+/// }
+///
+/// /// The accounts of each customer, keyed by the owner's name.
+/// #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+/// struct CustomerAccounts { accounts: Vec<String> }
+///
+/// impl View for CustomerAccounts {
+///     fn subscribe(events: &mut Subscriptions<Self>) {
+///         events.on_keyed::<Account>(
+///             |event| Some(event.event().owner.clone()),
+///             |customer, event| {
+///                 customer.accounts.push(event.stream_id().to_owned());
+///                 Ok(())
+///             },
+///         );
+///     }
+/// }
+///
+/// let store = MemoryStore::new();
+/// let accounts = Repository::new(store.clone());
+/// for id in ["acc-1", "acc-2"] {
+///     accounts.execute(id, |_: &Account, _| Ok::<_, String>(vec![Opened { owner: "Ada".into() }])).await?;
+/// }
+/// let customers = store.views::<CustomerAccounts>("customer_accounts");
+/// customers.catch_up().await?;
+/// let ada = customers.load("Ada").await?.unwrap_or_default();
+/// assert_eq!(ada.accounts, ["acc-1", "acc-2"]);
+/// # Ok(()) }
+/// ```
 pub struct Subscriptions<V> {
     routes: Vec<Route<V>>,
 }
