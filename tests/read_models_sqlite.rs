@@ -42,6 +42,10 @@ async fn views_live_in_one_table_with_the_stores_prefix() {
     let checkpoint: String =
         store.read(|c| c.query_row("SELECT projection FROM bank_checkpoints", [], |r| r.get(0))).await.unwrap();
     assert_eq!(checkpoint, "view:summaries");
+    // Another store on the same file (another process, say) reads the same view.
+    let elsewhere = SqliteOptions::new(dir.path().join("events.db")).table_prefix("bank_").open().await.unwrap();
+    let summary = elsewhere.views::<AccountSummary>("summaries").load("a-1").await.unwrap().unwrap();
+    assert_eq!((summary.owner.as_str(), summary.balance), ("Ada", 4));
 }
 
 #[tokio::test]
@@ -59,7 +63,12 @@ async fn a_stored_document_that_no_longer_decodes_is_named_by_view_and_key() {
         .unwrap();
     let error = summaries.load("a-1").await.unwrap_err();
     assert!(matches!(&error, ViewError::Decode { view, key, .. } if view == "summaries" && key == "a-1"), "{error:?}");
-    assert!(error.to_string().starts_with("view summaries, key a-1: the stored document does not decode"), "{error}");
+    assert!(
+        error.to_string().starts_with(
+            "view summaries, key a-1: the stored document does not decode (after changing the view's type, rebuild the views)"
+        ),
+        "{error}"
+    );
 
     // The next event for that key stops the view with the same diagnosis.
     store.append("Account", "a-1", ExpectedVersion::Exact(1), encode(&[deposit(1)])).await.unwrap();

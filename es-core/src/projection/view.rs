@@ -303,7 +303,7 @@ impl<V: View> ViewProjection<V> {
         let mut view = match stored {
             Some(json) => serde_json::from_str(json).map_err(|error| {
                 HandlerError::new(format!(
-                    "view {}, key {}: the stored document does not decode: {error}",
+                    "view {}, key {}: the stored document does not decode (after changing the view's type, rebuild the views): {error}",
                     self.view, update.key
                 ))
             })?,
@@ -412,7 +412,9 @@ pub enum ViewError {
     },
     /// The stored document is not a valid value of the view's type (the type changed
     /// without a rebuild, or the row was written behind the library's back).
-    #[error("view {view}, key {key}: the stored document does not decode: {source}")]
+    #[error(
+        "view {view}, key {key}: the stored document does not decode (after changing the view's type, rebuild the views): {source}"
+    )]
     Decode {
         /// The views' name.
         view: String,
