@@ -93,6 +93,11 @@ use crate::store::{EventStore, MAX_STREAM_ID_BYTES, StoreError};
 /// assert_eq!(summaries.load("acc-2").await?, None);
 /// # Ok(()) }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a view",
+    label = "not an `es::projection::View`",
+    note = "a view is a serde type with `Default` that says which events change it: derive `Default, Serialize, Deserialize` and implement `es::projection::View`, whose `subscribe` registers a handler per aggregate"
+)]
 pub trait View: Serialize + DeserializeOwned + Default + Send + 'static {
     /// Registers a typed handler per aggregate whose events change this view.
     fn subscribe(events: &mut Subscriptions<Self>);
