@@ -120,7 +120,7 @@ impl Projection for Balances {
     }
 
     fn handle(&mut self, tx: &rusqlite::Connection, event: &StoredEvent) -> Result<(), HandlerError> {
-        let recorded = event.clone().decode::<AccountEvent>()?;
+        let recorded = event.decode_ref::<AccountEvent>()?;
         let delta = match recorded.event() {
             AccountEvent::Opened { .. } => 0,
             AccountEvent::Deposited { amount } => i64::try_from(*amount)?,

@@ -96,7 +96,7 @@ impl Projection for Seen {
     }
 
     async fn handle(&mut self, tx: &mut PgConnection, event: &StoredEvent) -> Result<(), HandlerError> {
-        let recorded = event.clone().decode::<AccountEvent>()?;
+        let recorded = event.decode_ref::<AccountEvent>()?;
         if let AccountEvent::Deposited { amount } = recorded.event() {
             if *amount == 13 {
                 return Err(HandlerError::new("13 is not accepted here"));

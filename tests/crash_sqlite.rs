@@ -35,7 +35,7 @@ impl Projection for Balances {
         Ok(())
     }
     fn handle(&mut self, tx: &rusqlite::Connection, event: &StoredEvent) -> Result<(), HandlerError> {
-        let recorded = event.clone().decode::<AccountEvent>()?;
+        let recorded = event.decode_ref::<AccountEvent>()?;
         let amount = match recorded.event() {
             AccountEvent::Deposited { amount } => i64::try_from(*amount)?,
             _ => 0,

@@ -234,7 +234,7 @@ impl Projection for Ledger {
 
     async fn handle(&mut self, tx: &mut PgConnection, event: &StoredEvent) -> Result<(), HandlerError> {
         let prefix = &self.prefix;
-        let recorded = event.clone().decode::<AccountEvent>()?;
+        let recorded = event.decode_ref::<AccountEvent>()?;
         let amount = match recorded.event() {
             AccountEvent::Deposited { amount } => i64::try_from(*amount)?,
             AccountEvent::Withdrawn { amount } => -i64::try_from(*amount)?,

@@ -6,11 +6,12 @@
 mod pg;
 mod support;
 
+use es::postgres::sqlx; // the version the store is built with
 use es::postgres::{PgStore, Projection, ProjectionRunner};
 use es::projection::{HandlerError, OnError, ProjectionError};
 use es::{EventStore, ExpectedVersion, IdSource, Metadata, NewEvent, RandomIds, StoredEvent, Timestamp};
 use sqlx::{AssertSqlSafe, PgConnection};
-use support::AccountEvent;
+use support::{Account, AccountEvent};
 
 /// Balances per account; refuses a deposit of 13 after writing it.
 struct Balances {
@@ -30,7 +31,8 @@ impl Projection for Balances {
     }
 
     async fn handle(&mut self, tx: &mut PgConnection, event: &StoredEvent) -> Result<(), HandlerError> {
-        let recorded = event.clone().decode::<AccountEvent>()?;
+        // Typed, and only for accounts: other stream types are not even decoded.
+        let Some(recorded) = event.decode_for::<Account>()? else { return Ok(()) };
         let AccountEvent::Deposited { amount } = recorded.event() else { return Ok(()) };
         let sql = format!(
             "INSERT INTO {table} VALUES ($1, $2) ON CONFLICT (account) DO UPDATE SET balance = {table}.balance + $2",

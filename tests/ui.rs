@@ -27,3 +27,9 @@ fn command() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/command/*.rs");
 }
+
+#[test]
+fn view() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/view/*.rs");
+}

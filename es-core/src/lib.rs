@@ -40,6 +40,7 @@ pub use id::{IdSource, RandomIds, SequentialIds};
 pub use idempotency::{AppendOnce, RecordedCommand};
 pub use json::{Json, JsonNumber, JsonObject};
 pub use memory::{MemoryStore, MemoryTransaction};
+pub use projection::{View, ViewStore};
 pub use recorded::{Metadata, Recorded};
 pub use rehydrate::{Loaded, RehydrateError, rehydrate};
 pub use relay::{OutboxStatus, Relay, RelayOptions, RelayReport};

@@ -220,8 +220,10 @@ pub fn rehydrate<A: Aggregate>(
 }
 
 impl StoredEvent {
-    /// Decodes the payload into `E`, keeping the envelope. Errors name the stream,
-    /// version and type.
+    /// Decodes the payload into `E`, keeping the envelope, and consumes the stored
+    /// event (its strings move into the envelope). Errors name the stream, version and
+    /// type. To decode an event only lent to you, as projection handlers are, use
+    /// [`decode_ref`](Self::decode_ref).
     pub fn decode<E: Event>(self) -> Result<Recorded<E>, RehydrateError> {
         let (stream_type, stream_id) = (Arc::from(self.stream_type), Arc::from(self.stream_id));
         decode_parts(
@@ -238,6 +240,81 @@ impl StoredEvent {
                 payload: &self.payload,
             },
         )
+    }
+
+    /// Decodes the payload into `E` without consuming the stored event: the envelope's
+    /// strings are copied, the payload is only read. Older schema versions are upcast
+    /// first, as for loads. Errors name the stream, version and type.
+    ///
+    /// A projection that sees every event uses it to decode the ones of the stream
+    /// types it cares about:
+    ///
+    /// ```
+    /// # use es::{Cursor, Event, Metadata, StoredEvent, Timestamp, SequentialIds};
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Debug, PartialEq, Serialize, Deserialize, Event)]
+    /// struct Deposited { amount: u64 }
+    ///
+    /// let stored = StoredEvent {
+    ///     event_id: SequentialIds::nth(1),
+    ///     stream_type: "Account".into(),
+    ///     stream_id: "a-1".into(),
+    ///     stream_version: 1,
+    ///     cursor: Cursor::at_position(1),
+    ///     event_type: "Deposited".into(),
+    ///     schema_version: 1,
+    ///     occurred_at: Timestamp::EPOCH,
+    ///     metadata: Metadata::default(),
+    ///     payload: r#"{"amount":5}"#.into(),
+    /// };
+    /// if stored.stream_type == "Account" {
+    ///     let recorded = stored.decode_ref::<Deposited>()?;
+    ///     assert_eq!((recorded.event(), recorded.stream_id()), (&Deposited { amount: 5 }, "a-1"));
+    /// }
+    /// # Ok::<(), es::RehydrateError>(())
+    /// ```
+    pub fn decode_ref<E: Event>(&self) -> Result<Recorded<E>, RehydrateError> {
+        decode_parts(&Arc::from(self.stream_type.as_str()), &Arc::from(self.stream_id.as_str()), EventParts::of(self))
+    }
+
+    /// Decodes the event if it belongs to a stream of aggregate `A`, without consuming
+    /// it; `None` for an event of another stream type, which is not decoded at all.
+    /// The typed start of a store's own projection handler:
+    ///
+    /// ```
+    /// # use es::{aggregate, Aggregate, Cursor, Event, Metadata, StoredEvent, Timestamp, SequentialIds};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, PartialEq, Serialize, Deserialize, Event)]
+    /// # struct Deposited { amount: u64 }
+    /// # #[aggregate]
+    /// # #[derive(Debug, Default)]
+    /// # struct Account { balance: u64 }
+    /// # #[aggregate]
+    /// # impl Aggregate for Account {
+    /// #     type Event = Deposited;
+    /// #     fn apply(&mut self, event: &Deposited) { self.balance += event.amount; }
+    /// # }
+    /// fn deposited(event: &StoredEvent) -> Result<u64, es::RehydrateError> {
+    ///     let Some(recorded) = event.decode_for::<Account>()? else { return Ok(0) };
+    ///     Ok(recorded.event().amount)
+    /// }
+    /// # let mut stored = StoredEvent {
+    /// #     event_id: SequentialIds::nth(1), stream_type: "Account".into(), stream_id: "a-1".into(),
+    /// #     stream_version: 1, cursor: Cursor::at_position(1), event_type: "Deposited".into(),
+    /// #     schema_version: 1, occurred_at: Timestamp::EPOCH, metadata: Metadata::default(),
+    /// #     payload: r#"{"amount":5}"#.into(),
+    /// # };
+    /// assert_eq!(deposited(&stored)?, 5);
+    /// stored.stream_type = "Audit".into();
+    /// stored.payload = "not even JSON".into();
+    /// assert_eq!(deposited(&stored)?, 0); // another stream type: not decoded
+    /// # Ok::<(), es::RehydrateError>(())
+    /// ```
+    pub fn decode_for<A: Aggregate>(&self) -> Result<Option<Recorded<A::Event>>, RehydrateError> {
+        if self.stream_type != A::stream_type() {
+            return Ok(None);
+        }
+        self.decode_ref().map(Some)
     }
 }
 

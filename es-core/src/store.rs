@@ -12,15 +12,18 @@
 //! | the [`EventStore`] contract | yes | yes | yes |
 //! | append inside the caller's transaction | `store.transaction(\|tx\| tx.append(..))` | `store.transaction(\|tx\| tx.append(..))`, `tx` derefs to a `rusqlite::Transaction` | `store.append_in(&mut tx, ..)` on the caller's `sqlx` transaction |
 //! | the relay's outbox | - | the store itself | the store itself |
-//! | projections | - | `sqlite::ProjectionRunner` over `sqlite::Projection` | `postgres::ProjectionRunner` over `postgres::Projection` |
-//! | runner: `projection()`, `checkpoint()`, `lag()`, `rebuild()`, `run_once()`, `catch_up()`, `run()` | - | yes | yes |
+//! | document views (`es::projection::View`), `store.views::<V>(name)` | kept in memory | table `<prefix>views` | table `<prefix>views` |
+//! | projections | `memory::ProjectionRunner` over `memory::Projection` | `sqlite::ProjectionRunner` over `sqlite::Projection` | `postgres::ProjectionRunner` over `postgres::Projection` |
+//! | runner: `projection()`, `checkpoint()`, `lag()`, `rebuild()`, `run_once()`, `catch_up()`, `run()` | yes | yes | yes |
+//! | the driver, re-exported | - | `es::sqlite::rusqlite` | `es::postgres::sqlx` |
 //!
 //! Why the transaction differs: SQLite runs every write on one writer thread (one
 //! thread hop per transaction), so the caller's code is a closure sent to that thread
 //! and gets a borrowed transaction there; PostgreSQL's writes come from many tasks and
 //! processes, so the caller keeps its own `sqlx` transaction and hands it to
 //! `append_in`. A projection handler is written against that same transaction type,
-//! which is why each backend has its own `Projection` trait.
+//! which is why each backend has its own `Projection` trait; a
+//! [`View`](crate::projection::View) needs none, and runs on every backend.
 
 use std::fmt;
 use std::future::Future;

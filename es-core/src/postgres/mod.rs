@@ -37,6 +37,7 @@
 mod outbox;
 mod projection;
 mod schema;
+mod view;
 
 use std::sync::Arc;
 
@@ -58,6 +59,9 @@ use crate::store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, Stor
 
 pub use projection::{Projection, ProjectionRunner};
 pub(crate) use schema::Sql;
+/// The sqlx this store is built with: the version whose connections, transactions
+/// and pools [`PgStore::append_in`], [`Projection`] and [`PgOptions::with_pool`] take.
+pub use sqlx;
 
 /// The PostgreSQL event store. Cheap to clone: clones share the pool.
 #[derive(Debug, Clone)]
@@ -181,7 +185,7 @@ impl PgStore {
     }
 
     /// The full name of one of the store's tables (`events`, `outbox`,
-    /// `checkpoints`, `skipped`), with the prefix.
+    /// `checkpoints`, `skipped`, `snapshots`, `views`), with the prefix.
     #[must_use]
     pub fn table(&self, name: &str) -> String {
         format!("{}{name}", self.sql.prefix)

@@ -18,6 +18,7 @@ pub(crate) struct Sql {
     pub(crate) skipped: String,
     pub(crate) relay_lease: String,
     pub(crate) snapshots: String,
+    pub(crate) views: String,
     pub(crate) commands: String,
     schema: String,
     /// The channel appends notify on commit, so that relays and projections in any
@@ -90,6 +91,7 @@ impl Sql {
             skipped: format!("{prefix}skipped"),
             relay_lease: format!("{prefix}relay_lease"),
             snapshots: format!("{prefix}snapshots"),
+            views: format!("{prefix}views"),
             commands: format!("{prefix}commands"),
             schema: format!("{prefix}schema"),
             channel: format!("{prefix}appended"),
@@ -103,7 +105,7 @@ impl Sql {
 
     /// The migrations, in order. Never edit a released one: add the next.
     fn migrations(&self) -> Vec<String> {
-        let Sql { events, outbox, checkpoints, skipped, relay_lease, snapshots, commands, .. } = self;
+        let Sql { events, outbox, checkpoints, skipped, relay_lease, snapshots, views, commands, .. } = self;
         vec![
             format!(
             "CREATE TABLE {events} (
@@ -161,6 +163,18 @@ impl Sql {
                     state TEXT NOT NULL,
                     taken_at BIGINT NOT NULL,
                     PRIMARY KEY (stream_type, stream_id)
+                );"
+            ),
+            // Document read models (`es::projection::View`): one JSON document per view
+            // name and key, written in the transaction that moves the view's checkpoint.
+            // Text, kept byte for byte, like the events' payloads.
+            format!(
+                "CREATE TABLE {views} (
+                    view TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    document TEXT NOT NULL,
+                    updated_at BIGINT NOT NULL,
+                    PRIMARY KEY (view, key)
                 );"
             ),
             // Idempotency keys, each written in the transaction of its command's events.

@@ -33,6 +33,7 @@
 mod outbox;
 mod projection;
 mod schema;
+mod view;
 mod worker;
 
 use std::ops::Deref;
@@ -55,6 +56,9 @@ use crate::store::LoadError;
 use crate::store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
 
 pub use projection::{Projection, ProjectionRunner};
+/// The rusqlite this store is built with: the version [`Projection`] and
+/// [`SqliteStore::transaction`] hand out connections of.
+pub use rusqlite;
 pub(crate) use schema::Tables;
 use worker::Workers;
 

@@ -18,6 +18,7 @@ pub(crate) struct Tables {
     pub(crate) skipped: String,
     pub(crate) relay_lease: String,
     pub(crate) snapshots: String,
+    pub(crate) views: String,
     pub(crate) commands: String,
     pub(crate) schema: String,
 }
@@ -32,6 +33,7 @@ impl Tables {
             skipped: format!("{prefix}skipped"),
             relay_lease: format!("{prefix}relay_lease"),
             snapshots: format!("{prefix}snapshots"),
+            views: format!("{prefix}views"),
             commands: format!("{prefix}commands"),
             schema: format!("{prefix}schema"),
         })
@@ -39,7 +41,7 @@ impl Tables {
 
     /// The migrations, in order. Never edit a released one: add the next.
     fn migrations(&self) -> Vec<String> {
-        let Tables { events, outbox, checkpoints, skipped, relay_lease, snapshots, commands, .. } = self;
+        let Tables { events, outbox, checkpoints, skipped, relay_lease, snapshots, views, commands, .. } = self;
         vec![
             format!(
                 "CREATE TABLE {events} (
@@ -98,6 +100,17 @@ impl Tables {
                     state TEXT NOT NULL,
                     taken_at INTEGER NOT NULL,
                     PRIMARY KEY (stream_type, stream_id)
+                ) WITHOUT ROWID;"
+            ),
+            // Document read models (`es::projection::View`): one JSON document per view
+            // name and key, written in the transaction that moves the view's checkpoint.
+            format!(
+                "CREATE TABLE {views} (
+                    view TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    document TEXT NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    PRIMARY KEY (view, key)
                 ) WITHOUT ROWID;"
             ),
             // Idempotency keys, each written in the transaction of its command's events.

@@ -1,10 +1,15 @@
 //! An in-memory store, for tests and examples.
 //!
 //! It keeps events encoded, exactly as the database stores do, so that an event that
-//! does not survive encoding fails here too rather than first in production.
+//! does not survive encoding fails here too rather than first in production. Its
+//! projections ([`Projection`], [`ProjectionRunner`]) and views keep their checkpoints
+//! and documents in the store, like the database stores.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+mod projection;
+mod view;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -12,13 +17,17 @@ use uuid::Uuid;
 use crate::aggregate::Aggregate;
 use crate::clock::Timestamp;
 use crate::idempotency::{AppendOnce, RecordedCommand};
+use crate::projection::Checkpoint;
 use crate::rehydrate::EventParts;
 use crate::rehydrate::Loaded;
 use crate::snapshot::Snapshot;
 use crate::store::LoadError;
 use crate::store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
 
-/// An event store held in memory. Cloning shares nothing: it is one store per value.
+pub use projection::{Projection, ProjectionRunner};
+
+/// An event store held in memory. Cheap to clone: clones share the events, as the
+/// clones of the other stores share their database.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -30,16 +39,27 @@ use crate::store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, Stor
 /// assert_eq!(appended.version, 0);
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MemoryStore {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
     inner: Mutex<Inner>,
-    /// How many events were committed, for readers that follow the log.
-    appended: watch::Sender<u64>,
+    /// Woken after every commit that appended, so that running projections apply the
+    /// new events at once.
+    appended: tokio::sync::Notify,
+    /// How many events were committed, for readers that follow the log
+    /// ([`EventStore::watch_appends`]).
+    committed: watch::Sender<u64>,
 }
 
 impl Default for MemoryStore {
     fn default() -> Self {
-        Self { inner: Mutex::default(), appended: watch::channel(0).0 }
+        let shared =
+            Shared { inner: Mutex::default(), appended: tokio::sync::Notify::new(), committed: watch::channel(0).0 };
+        Self { shared: Arc::new(shared) }
     }
 }
 
@@ -53,6 +73,12 @@ struct Inner {
     snapshots: HashMap<(String, String), Snapshot>,
     /// Idempotency keys and what their commands appended.
     commands: HashMap<String, RecordedCommand>,
+    /// Projections' checkpoints, by projection name.
+    checkpoints: HashMap<String, Checkpoint>,
+    /// Events projections skipped: position → (consumer, reason).
+    skipped: BTreeMap<u64, (String, String)>,
+    /// View documents (JSON) by view name and key.
+    views: BTreeMap<(String, String), String>,
 }
 
 impl MemoryStore {
@@ -65,7 +91,7 @@ impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave `Inner` half-written: every
         // mutation happens after all checks, in `Inner::commit`.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs `work` as one transaction: every append it makes commits together, or none
@@ -76,26 +102,23 @@ impl MemoryStore {
         work: impl FnOnce(&mut MemoryTransaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut inner = self.lock();
-        let value = Self::transaction_in(&mut inner, work)?;
-        self.announce(&inner);
-        Ok(value)
-    }
-
-    /// Wakes the readers that follow the log, if the log grew.
-    fn announce(&self, inner: &Inner) {
-        let count = inner.log.len() as u64;
-        self.appended.send_if_modified(|seen| std::mem::replace(seen, count) != count);
-    }
-
-    fn transaction_in<T, E: From<StoreError>>(
-        inner: &mut Inner,
-        work: impl FnOnce(&mut MemoryTransaction<'_>) -> Result<T, E>,
-    ) -> Result<T, E> {
-        let mut tx = MemoryTransaction { inner, staged: Vec::new() };
+        let mut tx = MemoryTransaction::new(&inner);
         let value = work(&mut tx)?;
-        let staged = tx.staged;
-        inner.commit(staged);
+        let staged = tx.into_staged();
+        let appended = inner.commit(staged);
+        let events = inner.log.len();
+        drop(inner);
+        if appended {
+            self.announce(events);
+        }
         Ok(value)
+    }
+
+    /// Wakes what follows the log (running projections, subscriptions) after a commit
+    /// that appended; `events` is how many the log now holds.
+    fn announce(&self, events: usize) {
+        self.shared.appended.notify_waiters();
+        self.shared.committed.send_replace(events as u64);
     }
 
     /// How many events the store holds.
@@ -111,11 +134,56 @@ impl MemoryStore {
     }
 }
 
-/// Appends staged inside [`MemoryStore::transaction`].
+/// Appends staged inside [`MemoryStore::transaction`], or by a projection's handler
+/// (see [`Projection`]): the in-memory store's transaction.
 #[derive(Debug)]
 pub struct MemoryTransaction<'a> {
     inner: &'a Inner,
-    staged: Vec<StoredEvent>,
+    staged: Staged,
+}
+
+/// What a transaction writes when it commits.
+#[derive(Debug, Default)]
+struct Staged {
+    events: Vec<StoredEvent>,
+    /// View writes, in order.
+    views: Vec<ViewWrite>,
+}
+
+#[derive(Debug)]
+enum ViewWrite {
+    Put { view: String, key: String, document: String },
+    Clear { view: String },
+}
+
+impl<'a> MemoryTransaction<'a> {
+    fn new(inner: &'a Inner) -> Self {
+        Self { inner, staged: Staged::default() }
+    }
+
+    fn into_staged(self) -> Staged {
+        self.staged
+    }
+
+    /// The document of a view as this transaction sees it.
+    pub(crate) fn view_document(&self, view: &str, key: &str) -> Option<&str> {
+        for write in self.staged.views.iter().rev() {
+            match write {
+                ViewWrite::Put { view: v, key: k, document } if v == view && k == key => return Some(document),
+                ViewWrite::Clear { view: v } if v == view => return None,
+                ViewWrite::Put { .. } | ViewWrite::Clear { .. } => {}
+            }
+        }
+        self.inner.views.get(&(view.to_owned(), key.to_owned())).map(String::as_str)
+    }
+
+    pub(crate) fn put_view_document(&mut self, view: &str, key: String, document: String) {
+        self.staged.views.push(ViewWrite::Put { view: view.to_owned(), key, document });
+    }
+
+    pub(crate) fn clear_view(&mut self, view: &str) {
+        self.staged.views.push(ViewWrite::Clear { view: view.to_owned() });
+    }
 }
 
 impl MemoryTransaction<'_> {
@@ -131,7 +199,8 @@ impl MemoryTransaction<'_> {
         crate::store::check_append(stream_type, stream_id, &events)?;
         let sent = events.len();
         let staged_in_stream =
-            self.staged.iter().filter(|e| e.stream_type == stream_type && e.stream_id == stream_id).count() as u64;
+            self.staged.events.iter().filter(|e| e.stream_type == stream_type && e.stream_id == stream_id).count()
+                as u64;
         let actual = self.inner.version_of(stream_type, stream_id) + staged_in_stream;
         if !expected.matches(actual) {
             return Err(StoreError::Conflict {
@@ -144,19 +213,19 @@ impl MemoryTransaction<'_> {
         let mut seen = HashSet::new();
         for event in &events {
             let repeated = self.inner.ids.contains(&event.event_id)
-                || self.staged.iter().any(|e| e.event_id == event.event_id)
+                || self.staged.events.iter().any(|e| e.event_id == event.event_id)
                 || !seen.insert(event.event_id);
             if repeated {
                 return Err(StoreError::DuplicateEventId { event_id: event.event_id });
             }
         }
-        let first_position = (self.inner.log.len() + self.staged.len()) as u64 + 1;
-        let staged_before = self.staged.len();
+        let first_position = (self.inner.log.len() + self.staged.events.len()) as u64 + 1;
+        let staged_before = self.staged.events.len();
         let mut cursors = Vec::with_capacity(events.len());
         for (offset, event) in (0u64..).zip(events) {
             let cursor = Cursor::at_position(first_position + offset);
             cursors.push(cursor);
-            self.staged.push(StoredEvent {
+            self.staged.events.push(StoredEvent {
                 event_id: event.event_id,
                 stream_type: stream_type.to_owned(),
                 stream_id: stream_id.to_owned(),
@@ -170,7 +239,7 @@ impl MemoryTransaction<'_> {
             });
         }
         if let Err(error) = crate::store::check_written(stream_type, stream_id, sent, cursors.len()) {
-            self.staged.truncate(staged_before);
+            self.staged.events.truncate(staged_before);
             return Err(error);
         }
         Ok(Appended { version: actual + cursors.len() as u64, cursors })
@@ -186,8 +255,18 @@ impl Inner {
         self.streams.get(stream_type)?.get(stream_id)
     }
 
-    fn commit(&mut self, staged: Vec<StoredEvent>) {
-        for event in staged {
+    /// Applies what a transaction staged; says whether it appended.
+    fn commit(&mut self, staged: Staged) -> bool {
+        for write in staged.views {
+            match write {
+                ViewWrite::Put { view, key, document } => {
+                    self.views.insert((view, key), document);
+                }
+                ViewWrite::Clear { view } => self.views.retain(|(v, _), _| *v != view),
+            }
+        }
+        let appended = !staged.events.is_empty();
+        for event in staged.events {
             let index = self.log.len();
             self.ids.insert(event.event_id);
             self.streams
@@ -198,6 +277,7 @@ impl Inner {
                 .push(index);
             self.log.push(event);
         }
+        appended
     }
 }
 
@@ -226,7 +306,10 @@ impl EventStore for MemoryStore {
         if let Some(recorded) = inner.commands.get(key) {
             return Ok(AppendOnce::Recorded(recorded.clone()));
         }
-        let appended = Self::transaction_in(&mut inner, |tx| tx.append(stream_type, stream_id, expected, events))?;
+        let mut tx = MemoryTransaction::new(&inner);
+        let appended = tx.append(stream_type, stream_id, expected, events)?;
+        let staged = tx.into_staged();
+        inner.commit(staged);
         if !appended.cursors.is_empty() {
             let recorded = RecordedCommand {
                 key: key.to_owned(),
@@ -237,8 +320,10 @@ impl EventStore for MemoryStore {
                 recorded_at: Timestamp::from_unix_micros(crate::clock::now_micros()),
             };
             inner.commands.insert(key.to_owned(), recorded);
+            let events = inner.log.len();
+            drop(inner);
+            self.announce(events);
         }
-        self.announce(&inner);
         Ok(AppendOnce::Appended(appended))
     }
 
@@ -255,7 +340,7 @@ impl EventStore for MemoryStore {
     }
 
     fn watch_appends(&self) -> watch::Receiver<u64> {
-        self.appended.subscribe()
+        self.shared.committed.subscribe()
     }
 
     async fn read_stream(
