@@ -53,12 +53,18 @@ struct Shared {
     /// How many events were committed, for readers that follow the log
     /// ([`EventStore::watch_appends`]).
     committed: watch::Sender<u64>,
+    /// Bumped after each projection pass, for read-your-writes waits.
+    checkpoints: watch::Sender<u64>,
 }
 
 impl Default for MemoryStore {
     fn default() -> Self {
-        let shared =
-            Shared { inner: Mutex::default(), appended: tokio::sync::Notify::new(), committed: watch::channel(0).0 };
+        let shared = Shared {
+            inner: Mutex::default(),
+            appended: tokio::sync::Notify::new(),
+            committed: watch::channel(0).0,
+            checkpoints: watch::channel(0).0,
+        };
         Self { shared: Arc::new(shared) }
     }
 }

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use super::{MemoryStore, MemoryTransaction};
 use crate::projection::{
-    Checkpoint, HandlerError, OnError, PositionDisplay, ProjectionError, ProjectionReport, Settings,
+    Checkpoint, HandlerError, OnError, PositionDisplay, ProjectionError, ProjectionReport, Settings, WaitError,
 };
-use crate::store::{StoreError, StoredEvent};
+use crate::store::{Cursor, StoreError, StoredEvent};
 
 /// A read model fed from the global log of a [`MemoryStore`].
 ///
@@ -124,6 +124,14 @@ impl<P: Projection> ProjectionRunner<P> {
         Ok(self.store.lock().checkpoints.get(&self.name).copied())
     }
 
+    /// Waits until this projection's checkpoint has reached `cursor` (typically
+    /// [`Committed::cursor`](crate::Committed::cursor)), so that its read model
+    /// includes the write; see [`MemoryStore::wait_for_projection`]. Another task must
+    /// be running the projection meanwhile.
+    pub async fn wait_for(&self, cursor: Cursor, timeout: Duration) -> Result<Checkpoint, WaitError> {
+        self.store.wait_for_projection(&self.name, cursor, timeout).await
+    }
+
     /// How many events of the global log the projection has still to see.
     pub async fn lag(&self) -> Result<u64, StoreError> {
         let inner = self.store.lock();
@@ -206,6 +214,7 @@ impl<P: Projection> ProjectionRunner<P> {
         if appended {
             self.store.announce(events);
         }
+        self.store.shared.checkpoints.send_modify(|passes| *passes = passes.wrapping_add(1));
         match stop {
             Some(error) => Err(error),
             None => Ok(report),
@@ -258,5 +267,25 @@ impl<P: Projection> ProjectionRunner<P> {
             event_type: event.event_type.clone(),
             reason,
         }
+    }
+}
+
+impl MemoryStore {
+    /// Read-your-writes: waits until projection `name`'s checkpoint has reached
+    /// `cursor` (typically [`Committed::cursor`](crate::Committed::cursor)), so that
+    /// its read model includes the write, for up to `timeout`; woken by each pass of a
+    /// runner on this store. See [`WaitError`] for what a timeout means.
+    pub async fn wait_for_projection(
+        &self,
+        name: &str,
+        cursor: Cursor,
+        timeout: Duration,
+    ) -> Result<Checkpoint, WaitError> {
+        let moved = self.shared.checkpoints.subscribe();
+        // Every pass is heard: the poll only bounds a wait whose wake-up raced it.
+        crate::projection::wait_for_checkpoint(name, cursor, timeout, Duration::from_secs(1), moved, || async {
+            Ok(self.lock().checkpoints.get(name).copied())
+        })
+        .await
     }
 }

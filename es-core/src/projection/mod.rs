@@ -49,5 +49,4 @@ pub use runner::{OnError, ProjectionReport};
 pub(crate) use view::ViewBackend;
 pub use view::{Subscriptions, View, ViewError, ViewProjection, ViewStore, Views};
 pub use wait::WaitError;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) use wait::wait_for_checkpoint;

@@ -42,7 +42,6 @@ pub enum WaitError {
 
 /// Waits until `read()` returns a checkpoint at or past `cursor`, reading it again on
 /// each wake-up of `moved` and at least every `poll` (for movers it cannot hear).
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) async fn wait_for_checkpoint<R, F>(
     projection: &str,
     cursor: Cursor,
