@@ -29,7 +29,8 @@
 //! The raw file's schema is created by `es` itself (then closed), so both sides run on
 //! the same tables and indexes.
 //!
-//! Run: `cargo bench --bench sqlite` (add `-- --quick` for a smoke run, `-- --rounds R`
+//! Run: `cargo bench --bench sqlite` (add `-- --quick` for a smoke run, `-- --only rehydrate`
+//! for one workload (`append1`, `append100`, `rehydrate`, `relay`), `-- --rounds R`
 //! to change the number of rounds).
 
 use std::hint::black_box;
@@ -50,7 +51,7 @@ use uuid::Uuid;
 
 mod common;
 
-use common::{Account, BoxError, CountingSink, Pair, arg, new_event, raw_decode};
+use common::{Account, BoxError, CountingSink, Pair, arg, new_event, raw_decode, runs};
 
 // ---------------------------------------------------------------------------------
 // The raw side: one thread owning one connection, one hop per transaction.
@@ -475,19 +476,35 @@ async fn bench() -> Result<(), BoxError> {
         (Pair::default(), Pair::default(), Pair::default(), Pair::default());
     for round in 0..rounds {
         let d = dir.path();
-        single.push(append_round(d, &format!("single-{round}"), sizes.single_tx, sizes.single_streams, 1).await?);
-        batch.push(append_round(d, &format!("batch-{round}"), sizes.batch_tx, sizes.batch_streams, 100).await?);
-        rehydrate.push(rehydrate_round(&store, &raw_reader, &ids[0], sizes.stream_events, sizes.rehydrates).await?);
-        relay.push(relay_round(d, &format!("relay-{round}"), sizes.relay_events).await?);
+        if runs("append1") {
+            single.push(append_round(d, &format!("single-{round}"), sizes.single_tx, sizes.single_streams, 1).await?);
+        }
+        if runs("append100") {
+            batch.push(append_round(d, &format!("batch-{round}"), sizes.batch_tx, sizes.batch_streams, 100).await?);
+        }
+        if runs("rehydrate") {
+            rehydrate.push(rehydrate_round(&store, &raw_reader, &ids[0], sizes.stream_events, sizes.rehydrates).await?);
+        }
+        if runs("relay") {
+            relay.push(relay_round(d, &format!("relay-{round}"), sizes.relay_events).await?);
+        }
     }
-    single.report("append 1 event/tx", sizes.single_tx, "tx");
-    batch.report("append 100 events/tx", sizes.batch_tx * 100, "events");
-    rehydrate.report(
-        &format!("rehydrate {}-event stream", sizes.stream_events),
-        sizes.stream_events * sizes.rehydrates,
-        "events",
-    );
-    relay.report("relay to in-process sink", sizes.relay_events, "events");
+    if runs("append1") {
+        single.report("append 1 event/tx", sizes.single_tx, "tx");
+    }
+    if runs("append100") {
+        batch.report("append 100 events/tx", sizes.batch_tx * 100, "events");
+    }
+    if runs("rehydrate") {
+        rehydrate.report(
+            &format!("rehydrate {}-event stream", sizes.stream_events),
+            sizes.stream_events * sizes.rehydrates,
+            "events",
+        );
+    }
+    if runs("relay") {
+        relay.report("relay to in-process sink", sizes.relay_events, "events");
+    }
     Ok(())
 }
 

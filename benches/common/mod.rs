@@ -164,6 +164,13 @@ pub fn arg(name: &str, default: usize) -> usize {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// Whether the workload named `name` runs: all of them, unless `--only <name>` picks
+/// one (for profiling a single workload).
+pub fn runs(name: &str) -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).is_none_or(|only| only == name)
+}
+
 #[derive(Default)]
 /// The durations of the two sides, round by round.
 pub struct Pair {
