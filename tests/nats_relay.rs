@@ -69,6 +69,8 @@ fn assert_exactly_once_in_order_on(
         for (name, value) in expected {
             assert_eq!(message.header(name), value, "header {name} of event {id}");
         }
+        let generation = message.header("Es-Lease-Generation");
+        assert!(generation.parse::<u64>().is_ok_and(|g| g >= 1), "Es-Lease-Generation {generation:?} of event {id}");
         assert_eq!(message.subject, subject_of(event), "subject of event {id}");
         assert_eq!(message.body, event.payload, "body of event {id}");
         let key = (event.stream_type.clone(), event.stream_id.clone());

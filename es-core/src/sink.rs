@@ -137,6 +137,11 @@ impl Sink for ChannelSink {
 /// After a crash or a lease handover the same event can appear twice; readers
 /// deduplicate by `event_id`, keeping the first: within a stream, first appearances
 /// are in version order.
+///
+/// Relays in several processes may append to one file: each batch is a single
+/// append. A write that fails halfway (a full disk) is cut back to where its batch
+/// began, which would also cut lines another process appended in the meantime: where
+/// writes can fail, give each process a file of its own.
 #[derive(Debug, Clone)]
 pub struct JsonLinesSink {
     path: PathBuf,

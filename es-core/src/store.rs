@@ -170,7 +170,7 @@ pub enum StoreError {
     /// written; the rows stay pending for the current holder, which delivers them
     /// again. The relay stops delivering and waits for the lease.
     #[error(
-        "the outbox lease of generation {generation} is no longer current: another relay holds it now, so this relay's acknowledgement was refused"
+        "the outbox lease of generation {generation} is no longer current (it changed hands since), so this relay's write to the outbox was refused; the current holder delivers its rows"
     )]
     StaleLease {
         /// The generation the refused relay held.

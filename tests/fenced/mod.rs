@@ -4,8 +4,9 @@
 //! Relay A freezes between its sink's answer and its acknowledgement (its sink wrapper
 //! holds the delivery at that point and the parent SIGSTOPs the process) until its
 //! lease has long expired. Relay B takes over, slowly, and loses one message on the
-//! way (the sink-specific suite decides where: a wrapper, a TCP proxy). A is resumed
-//! with SIGCONT, and its acknowledgement must be refused; B is SIGKILLed mid-stream;
+//! way (the sink-specific suite decides where: a wrapper, a TCP proxy). B is stopped
+//! wherever it is, A is resumed with SIGCONT, and A's acknowledgement must be refused;
+//! B is SIGKILLed mid-stream;
 //! A takes the lease back under a newer generation and delivers the rest. The suite
 //! then reads what its sink received and checks order, completeness and generations.
 //!
@@ -266,6 +267,11 @@ pub async fn freeze_kill_and_take_over(
     })
     .await;
     assert!(b.is_alive(), "relay B died by itself");
+    // B stops wherever it is, still holding the lease, so that it is surely killed
+    // mid-stream below however long A takes to wake.
+    b.signal("STOP");
+    let pending_at_stop = store.status().await.unwrap().pending;
+    assert!(pending_at_stop > 0, "relay B finished before it could be stopped mid-stream");
 
     // A wakes: its sink has answered, its acknowledgement must be refused.
     std::fs::write(dir.join("resume-relay-a"), "").unwrap();
@@ -277,8 +283,6 @@ pub async fn freeze_kill_and_take_over(
 
     // B dies mid-stream; A takes the lease back once B's expires, and finishes.
     b.signal("KILL");
-    let pending_at_kill = store.status().await.unwrap().pending;
-    assert!(pending_at_kill > 0, "relay B finished before it could be killed mid-stream");
     drop(b);
     wait_until("relay A to deliver the rest", Duration::from_mins(1), || async {
         store.status().await.unwrap().pending == 0
@@ -290,7 +294,7 @@ pub async fn freeze_kill_and_take_over(
     let status = store.status().await.unwrap();
     assert!(status.parked.is_empty(), "rows were parked: {:?}", status.parked);
     println!(
-        "A froze holding generation {frozen} with {pending_at_freeze} rows pending; B was killed with {pending_at_kill} pending"
+        "A froze holding generation {frozen} with {pending_at_freeze} rows pending; B was stopped, then killed, with {pending_at_stop} pending"
     );
     Outcome { frozen, held, a: report(dir, "relay-a"), b: report(dir, "relay-b") }
 }
