@@ -34,7 +34,7 @@ fn relays_frozen_and_killed_while_a_message_is_lost_deliver_every_event_in_strea
         let store = SqliteStore::open(fenced::database(dir.path())).await.unwrap();
         let events = fenced::seed(&store).await;
         let same = |command| command;
-        let outcome = fenced::freeze_kill_and_take_over(TEST, dir.path(), &store, Some(12), &same, &same).await;
+        let outcome = fenced::freeze_kill_and_take_over(TEST, dir.path(), &store, Some(12), &same, &same, &same).await;
         fenced::assert_generations(&outcome, true);
 
         // Whole lines only: nobody was killed inside a write here, but a reader skips

@@ -154,7 +154,8 @@ fn relays_frozen_and_killed_while_the_broker_loses_a_publish_keep_every_stream_i
             command
         };
         let outcome =
-            fenced::freeze_kill_and_take_over(TEST, dir.path(), &store, None, &configure_a, &configure_b).await;
+            fenced::freeze_kill_and_take_over(TEST, dir.path(), &store, None, &configure_a, &configure_b, &configure_a)
+                .await;
         fenced::assert_generations(&outcome, false);
         let lost = proxy.lost.lock().unwrap().clone().expect("the proxy never lost a publish");
 

@@ -6,9 +6,11 @@
 //! lease has long expired. Relay B takes over, slowly, and loses one message on the
 //! way (the sink-specific suite decides where: a wrapper, a TCP proxy). B is stopped
 //! wherever it is, A is resumed with SIGCONT, and A's acknowledgement must be refused;
-//! B is SIGKILLed mid-stream;
-//! A takes the lease back under a newer generation and delivers the rest. The suite
-//! then reads what its sink received and checks order, completeness and generations.
+//! B is SIGKILLed mid-stream; A takes the lease back under a newer generation. Then A
+//! is frozen again, at a random point of its deliveries this time, past its lease;
+//! relay C finishes the outbox, and A wakes into C's lease (whatever it had in flight
+//! lands late, or is refused). The suite then reads what its sink received and
+//! checks order, completeness and generations.
 //!
 //! The children are this test binary running the same test again: `CHILD` names the
 //! working directory, the other variables the child's name and faults. Each child
@@ -228,6 +230,7 @@ pub struct Outcome {
     pub held: Vec<uuid::Uuid>,
     pub a: Report,
     pub b: Report,
+    pub c: Report,
 }
 
 /// Runs the scenario of the module docs on the seeded database in `dir`. `drop_nth`
@@ -239,9 +242,11 @@ pub async fn freeze_kill_and_take_over(
     drop_nth: Option<u64>,
     configure_a: Spawn<'_>,
     configure_b: Spawn<'_>,
+    configure_c: Spawn<'_>,
 ) -> Outcome {
     let total = store.status().await.unwrap().pending;
-    let a = spawn(test, dir, "relay-a", &[(PAUSE, "3".into())], configure_a);
+    // A is a little slow too, so that the parent can catch it mid-stream later.
+    let a = spawn(test, dir, "relay-a", &[(PAUSE, "3".into()), (DELAY, "40".into())], configure_a);
     let marker = dir.join("paused-relay-a");
     wait_until("relay A to reach its pause", Duration::from_secs(30), || async { marker.exists() }).await;
     a.signal("STOP");
@@ -281,35 +286,72 @@ pub async fn freeze_kill_and_take_over(
     })
     .await;
 
-    // B dies mid-stream; A takes the lease back once B's expires, and finishes.
+    // B dies mid-stream; A takes the lease back once B's expires.
     b.signal("KILL");
     drop(b);
-    wait_until("relay A to deliver the rest", Duration::from_mins(1), || async {
+    wait_until("relay A to take the lease back", Duration::from_secs(20), || async {
+        report(dir, "relay-a").held.len() >= 2
+    })
+    .await;
+    let pending_at_return = store.status().await.unwrap().pending;
+    assert!(pending_at_return > 0, "relay A finished before it could be frozen again");
+
+    // Then A freezes again, this time at a random point of its deliveries (mid-publish,
+    // between publishes, before an acknowledgement), past its lease; C finishes the
+    // outbox; A wakes into C's lease.
+    let seed = crate::support::process::seed(test);
+    let target = seed % (pending_at_return / 2).max(1);
+    wait_until("relay A to deliver again", Duration::from_mins(1), || async {
+        store.status().await.unwrap().pending + target <= pending_at_return
+    })
+    .await;
+    a.signal("STOP");
+    let pending_at_second_freeze = store.status().await.unwrap().pending;
+    tokio::time::sleep(LEASE + Duration::from_millis(200)).await;
+    let c = spawn(test, dir, "relay-c", &[], configure_c);
+    wait_until("relay C to deliver the rest", Duration::from_mins(1), || async {
         store.status().await.unwrap().pending == 0
     })
     .await;
+    a.signal("CONT");
+    // Whatever A had in flight lands now, or is refused.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let mut a = a;
     assert!(a.is_alive(), "relay A died by itself");
-    drop(a);
+    drop((a, c));
     let status = store.status().await.unwrap();
     assert!(status.parked.is_empty(), "rows were parked: {:?}", status.parked);
+    assert_eq!(status.pending, 0, "rows reappeared in the outbox");
     println!(
-        "A froze holding generation {frozen} with {pending_at_freeze} rows pending; B was stopped, then killed, with {pending_at_stop} pending"
+        "A froze holding generation {frozen} with {pending_at_freeze} rows pending; B was stopped, then killed, with \
+         {pending_at_stop} pending; A froze again with {pending_at_second_freeze} pending"
     );
-    Outcome { frozen, held, a: report(dir, "relay-a"), b: report(dir, "relay-b") }
+    Outcome { frozen, held, a: report(dir, "relay-a"), b: report(dir, "relay-b"), c: report(dir, "relay-c") }
 }
 
-/// The checks every sink shares: A was refused exactly for the generation it froze
+/// The checks every sink shares: A was refused first for the generation it froze
 /// with; B held a newer one and its fault fired (when it had one); A came back under a
-/// newer one still; nobody met another error.
+/// newer one still, and C above that; A's second freeze, at a random point, may have
+/// been refused too, but only for the generation it then held; nobody met another
+/// error.
 pub fn assert_generations(outcome: &Outcome, b_drops: bool) {
-    let Outcome { frozen, a, b, .. } = outcome;
-    assert!(a.errors.is_empty() && b.errors.is_empty(), "errors: A {:?}, B {:?}", a.errors, b.errors);
-    assert_eq!(a.refused, vec![*frozen], "A must be refused once, for the generation it froze with");
+    let Outcome { frozen, a, b, c, .. } = outcome;
+    assert!(
+        a.errors.is_empty() && b.errors.is_empty() && c.errors.is_empty(),
+        "errors: A {:?}, B {:?}, C {:?}",
+        a.errors,
+        b.errors,
+        c.errors
+    );
+    assert_eq!(a.refused.first(), Some(frozen), "A must be refused first for the generation it froze with");
     let b_generation = *b.held.first().expect("B held the lease");
     assert!(b_generation > *frozen, "B's generation {b_generation} must exceed A's {frozen}");
-    let back = *a.held.last().unwrap();
+    assert_eq!(a.held.len(), 2, "A held the lease twice: {:?}", a.held);
+    let back = a.held[1];
     assert!(back > b_generation, "A took the lease back under {back}, not above B's {b_generation}");
+    assert!(a.refused[1..].iter().all(|g| *g == back), "A's later refusals: {:?}", a.refused);
+    let c_generation = *c.held.first().expect("C held the lease");
+    assert!(c_generation > back, "C's generation {c_generation} must exceed A's {back}");
     if b_drops {
         assert!(b.dropped.is_some(), "B's fault never fired");
     }
