@@ -4,7 +4,8 @@
 //! `Nats-Msg-Id` set to the event id, so the JetStream stream's duplicate window drops
 //! a redelivery, and the relay marks a row delivered only after JetStream acknowledged
 //! it. The duplicate window is finite (two minutes by default): a redelivery after it
-//! (a relay down for longer, a re-queued parked row) reaches consumers again, so the
+//! (a relay down for longer, a relay frozen for longer that wakes and publishes what
+//! it had in flight, a re-queued parked row) reaches consumers again, so the
 //! event id also travels in the `Es-Event-Id` header for consumers to deduplicate on.
 //!
 //! Headers: `Es-Event-Id`, `Es-Stream-Type`, `Es-Stream-Id`, `Es-Stream-Version`,
