@@ -81,6 +81,7 @@ async fn raw_deliver(jetstream: &jetstream::Context, prefix: &str, events: &[Sto
         headers.insert("Es-Schema-Version", event.schema_version.to_string().as_str());
         headers.insert("Es-Occurred-At", event.occurred_at.as_unix_micros().to_string().as_str());
         headers.insert("Es-Position", event.cursor.position.to_string().as_str());
+        headers.insert("Es-Lease-Generation", "1");
         let publish = jetstream::message::PublishMessage::build()
             .payload(bytes::Bytes::from(event.payload.clone()))
             .headers(headers);
@@ -104,7 +105,7 @@ async fn round(
     let start = Instant::now();
     for batch in &work {
         if use_es {
-            sink.deliver(batch).await?;
+            sink.deliver(batch, es::LeaseGeneration::new(1)).await?;
         } else {
             raw_deliver(jetstream, prefix, batch).await?;
         }

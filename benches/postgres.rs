@@ -323,7 +323,7 @@ async fn relay_round(pool: &PgPool, use_es: bool, events: usize) -> Result<Durat
             if batch.is_empty() {
                 break;
             }
-            sink.deliver(&batch).await?;
+            sink.deliver(&batch, es::LeaseGeneration::new(1)).await?;
             let positions: Vec<i64> =
                 batch.iter().map(|event| i64::try_from(event.cursor.position)).collect::<Result<_, _>>()?;
             sqlx::query(AssertSqlSafe(sql.delete_outbox.as_str())).bind(&positions).execute(pool).await?;

@@ -358,7 +358,7 @@ async fn relay_round(dir: &Path, name: &str, events: usize) -> Result<(Duration,
                         raw_done = true;
                         break;
                     }
-                    raw_sink.deliver(&batch).await?;
+                    raw_sink.deliver(&batch, es::LeaseGeneration::new(1)).await?;
                     let positions: Vec<u64> = batch.iter().map(|event| event.cursor.position).collect();
                     raw.run(move |c| raw_delete(c, &positions)).await?;
                 }

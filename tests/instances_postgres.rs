@@ -151,7 +151,7 @@ struct IntervalSink {
 }
 
 impl Sink for IntervalSink {
-    async fn deliver(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+    async fn deliver(&self, events: &[StoredEvent], _lease: es::LeaseGeneration) -> Result<(), SinkError> {
         let start = now_micros();
         tokio::time::sleep(Duration::from_millis(2)).await;
         let end = now_micros();

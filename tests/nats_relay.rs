@@ -7,6 +7,7 @@
 //! have JetStream enabled (`nats-server -js`). These tests fail, never skip, when it
 //! cannot be reached. Each test creates its own JetStream stream and deletes it.
 
+mod nats;
 mod support;
 
 use std::collections::{HashMap, HashSet};
@@ -15,7 +16,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream::consumer;
 use futures_util::StreamExt;
 
 use es::nats::{JetStreamSink, SubjectLayout};
@@ -24,151 +25,12 @@ use es::sqlite::SqliteStore;
 use es::{
     EventStore, ExpectedVersion, IdSource, Metadata, NewEvent, RandomIds, Relay, RelayOptions, StoredEvent, Timestamp,
 };
+use nats::{Received, TestStream, connect};
 use support::process::{child_role, rerun_as_child};
 use support::{AccountEvent, Note};
 
-const NATS_URL_ENV: &str = "ES_TEST_NATS_URL";
 const CHILD_DB_ENV: &str = "ES_NATS_RELAY_CHILD_DB";
 const CHILD_PREFIX_ENV: &str = "ES_NATS_RELAY_CHILD_PREFIX";
-
-fn nats_url() -> String {
-    std::env::var(NATS_URL_ENV).unwrap_or_else(|_| "127.0.0.1:4222".to_owned())
-}
-
-/// A client for the test server; panics with directions when there is none.
-async fn connect() -> async_nats::Client {
-    let url = nats_url();
-    let connecting = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(3)).connect(url.as_str());
-    match tokio::time::timeout(Duration::from_secs(5), connecting).await {
-        Ok(Ok(client)) => client,
-        outcome => panic!(
-            "cannot reach the NATS server at {url} ({}). These tests need NATS with JetStream: \
-             start one with `nats-server -js -a 127.0.0.1 -p 4222`, or point {NATS_URL_ENV} at one",
-            match outcome {
-                Ok(Err(error)) => error.to_string(),
-                _ => "connection timed out".to_owned(),
-            }
-        ),
-    }
-}
-
-/// A JetStream stream of its own for one test, capturing `<prefix>.>`; deleted on drop,
-/// also when the test fails.
-struct TestStream {
-    name: String,
-    prefix: String,
-    stream: stream::Stream,
-}
-
-impl TestStream {
-    async fn create(client: &async_nats::Client) -> Self {
-        let name = format!("es_test_{}", uuid::Uuid::now_v7().simple());
-        let prefix = name.clone();
-        let stream = jetstream::new(client.clone())
-            .create_stream(stream::Config {
-                name: name.clone(),
-                subjects: vec![format!("{prefix}.>")],
-                storage: stream::StorageType::Memory,
-                // The default, stated: redeliveries within it are dropped.
-                duplicate_window: Duration::from_mins(2),
-                // A stream a crashed run leaves behind empties itself.
-                max_age: Duration::from_hours(1),
-                ..stream::Config::default()
-            })
-            .await
-            .unwrap_or_else(|error| {
-                panic!("cannot create JetStream stream {name} (is JetStream enabled, `-js`?): {error}")
-            });
-        Self { name, prefix, stream }
-    }
-
-    async fn stored_messages(&self) -> u64 {
-        self.stream.get_info().await.unwrap().state.messages
-    }
-
-    /// Every message of the stream, in stream order, through an ordered pull consumer.
-    async fn read_all(&self) -> Vec<Received> {
-        let count = self.stored_messages().await;
-        let consumer = self
-            .stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                deliver_policy: consumer::DeliverPolicy::All,
-                ..consumer::pull::OrderedConfig::default()
-            })
-            .await
-            .unwrap();
-        let mut messages = consumer.messages().await.unwrap();
-        let mut received = Vec::new();
-        while (received.len() as u64) < count {
-            let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
-                .await
-                .unwrap_or_else(|_| panic!("the consumer stalled after {} of {count} messages", received.len()))
-                .expect("the consumer ended")
-                .unwrap();
-            received.push(Received::from_message(&message));
-        }
-        // Nothing beyond what the stream said it holds.
-        assert!(
-            tokio::time::timeout(Duration::from_millis(200), messages.next()).await.is_err(),
-            "the consumer saw more than the {count} stored messages"
-        );
-        received
-    }
-}
-
-impl Drop for TestStream {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop cannot await; delete through a connection of its own.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move {
-                if let Ok(Ok(client)) =
-                    tokio::time::timeout(Duration::from_secs(5), async_nats::connect(nats_url())).await
-                {
-                    let _ = jetstream::new(client).delete_stream(&name).await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-/// One message as a consumer sees it.
-#[derive(Debug)]
-struct Received {
-    subject: String,
-    headers: HashMap<String, String>,
-    body: String,
-}
-
-impl Received {
-    fn from_message(message: &jetstream::Message) -> Self {
-        let headers = message
-            .headers
-            .as_ref()
-            .map(|headers| {
-                headers
-                    .iter()
-                    .map(|(name, values)| {
-                        let name: &str = name.as_ref();
-                        assert_eq!(values.len(), 1, "header {name} set more than once");
-                        (name.to_owned(), values[0].as_str().to_owned())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Self {
-            subject: message.subject.to_string(),
-            headers,
-            body: String::from_utf8(message.payload.to_vec()).unwrap(),
-        }
-    }
-
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).unwrap_or_else(|| panic!("message on {} lacks header {name}", self.subject))
-    }
-}
 
 /// `received` holds each of `events` exactly once, each stream's in version order,
 /// with the headers and body the sink promises.
@@ -207,6 +69,8 @@ fn assert_exactly_once_in_order_on(
         for (name, value) in expected {
             assert_eq!(message.header(name), value, "header {name} of event {id}");
         }
+        let generation = message.header("Es-Lease-Generation");
+        assert!(generation.parse::<u64>().is_ok_and(|g| g >= 1), "Es-Lease-Generation {generation:?} of event {id}");
         assert_eq!(message.subject, subject_of(event), "subject of event {id}");
         assert_eq!(message.body, event.payload, "body of event {id}");
         let key = (event.stream_type.clone(), event.stream_id.clone());

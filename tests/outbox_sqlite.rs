@@ -2,6 +2,7 @@
 //! commit together, and the relay delivers every row at least once, in stream order,
 //! parking what keeps failing without halting other streams.
 
+mod fencing;
 mod support;
 
 use std::collections::HashMap;
@@ -74,7 +75,7 @@ struct Recording {
 }
 
 impl Sink for Recording {
-    async fn deliver(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+    async fn deliver(&self, events: &[StoredEvent], _lease: es::LeaseGeneration) -> Result<(), SinkError> {
         let failing = self.failing.lock().unwrap().clone();
         if let Some(bad) = events.iter().find(|e| failing.contains(&e.stream_id)) {
             let message = format!("refusing {} v{}", bad.stream_id, bad.stream_version);
@@ -280,9 +281,10 @@ async fn appends_wake_the_relay_long_before_its_poll_interval() {
     }));
     tokio::time::sleep(Duration::from_millis(100)).await;
     store.append("Account", "a", ExpectedVersion::NoStream, deposits(&[1])).await.unwrap();
-    let event =
+    let relayed =
         tokio::time::timeout(Duration::from_secs(5), received.recv()).await.expect("woken by the append").unwrap();
-    assert_eq!(event.stream_id, "a");
+    assert_eq!(relayed.event.stream_id, "a");
+    assert_eq!(relayed.lease_generation, es::LeaseGeneration::new(1), "the first holder of the lease");
     stop.send(()).unwrap();
     let report = relay.await.unwrap();
     assert_eq!(report.delivered, 1);
@@ -297,7 +299,7 @@ struct Overlap {
 }
 
 impl Sink for Overlap {
-    async fn deliver(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+    async fn deliver(&self, events: &[StoredEvent], _lease: es::LeaseGeneration) -> Result<(), SinkError> {
         {
             let mut in_flight = self.in_flight.lock().unwrap();
             for event in events {
@@ -450,4 +452,53 @@ async fn a_version_zero_written_behind_the_librarys_back_is_corrupt_not_a_panic(
     assert_eq!(drain(&mut relay).await.parked, 1);
     let parked = store.status().await.unwrap().parked;
     assert!(parked[0].last_error.contains("versions start at 1"), "{}", parked[0].last_error);
+}
+
+// ---- Fencing: the lease's generation ----
+
+#[tokio::test]
+async fn a_stale_lease_generation_cannot_acknowledge_or_record_failures() {
+    fencing::a_stale_generation_cannot_acknowledge_or_record_failures(&store().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_frozen_past_its_lease_is_refused_and_its_batch_delivered_again() {
+    fencing::a_relay_frozen_past_its_lease_is_refused_and_its_batch_delivered_again(store().await).await;
+}
+
+/// A database written before the lease had a generation (schema version 2, a lease
+/// row left behind by a relay) opens, is migrated, and fences from then on.
+#[tokio::test]
+async fn a_database_from_before_lease_generations_is_migrated_and_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    {
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.append("Account", "a", ExpectedVersion::NoStream, deposits(&[1, 2])).await.unwrap();
+    }
+    // Back to the layout of version 2: migrations 1 and 2 are never edited, so this
+    // is exactly what such a database holds.
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection
+            .execute_batch(
+                "ALTER TABLE es_relay_lease DROP COLUMN generation;
+                 DROP TABLE es_views;
+                 DROP TABLE es_commands;
+                 DELETE FROM es_schema WHERE version > 2;
+                 INSERT INTO es_relay_lease (id, owner, expires_at) VALUES (1, 'relay-of-old', 0);",
+            )
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    let version: i64 =
+        store.read(|c| c.query_row("SELECT MAX(version) FROM es_schema", [], |r| r.get(0))).await.unwrap();
+    assert_eq!(version, 5);
+    let generation = store.acquire_lease("new", Duration::from_secs(5)).await.unwrap().expect("the old lease expired");
+    assert_eq!(generation, es::LeaseGeneration::new(1), "the old lease row counts as generation 0");
+    let (sink, mut received) = ChannelSink::new(16);
+    let mut relay = Relay::new(store.clone(), sink, RelayOptions { owner: "new".into(), ..fast_options() });
+    assert_eq!(relay.run_once().await.unwrap().delivered, 2);
+    assert_eq!(received.recv().await.unwrap().lease_generation, generation);
+    assert_eq!(store.status().await.unwrap().pending, 0);
 }

@@ -145,7 +145,7 @@ pub struct CountingSink {
 }
 
 impl Sink for CountingSink {
-    async fn deliver(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+    async fn deliver(&self, events: &[StoredEvent], _lease: es::LeaseGeneration) -> Result<(), SinkError> {
         let bytes: usize = events.iter().map(|event| event.payload.len()).sum();
         self.events.fetch_add(events.len() as u64, Ordering::Relaxed);
         self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);

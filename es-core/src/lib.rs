@@ -43,7 +43,7 @@ pub use memory::{MemoryStore, MemoryTransaction};
 pub use projection::{View, ViewStore};
 pub use recorded::{Metadata, Recorded};
 pub use rehydrate::{Loaded, RehydrateError, rehydrate};
-pub use relay::{OutboxStatus, Relay, RelayOptions, RelayReport};
+pub use relay::{LeaseGeneration, OutboxStatus, Relay, RelayOptions, RelayReport};
 pub use sink::{Sink, SinkError};
 pub use snapshot::{Snapshot, SnapshotPolicy};
 pub use store::{

@@ -4,13 +4,16 @@
 //! `Nats-Msg-Id` set to the event id, so the JetStream stream's duplicate window drops
 //! a redelivery, and the relay marks a row delivered only after JetStream acknowledged
 //! it. The duplicate window is finite (two minutes by default): a redelivery after it
-//! (a relay down for longer, a re-queued parked row) reaches consumers again, so the
+//! (a relay down for longer, a relay frozen for longer that wakes and publishes what
+//! it had in flight, a re-queued parked row) reaches consumers again, so the
 //! event id also travels in the `Es-Event-Id` header for consumers to deduplicate on.
 //!
 //! Headers: `Es-Event-Id`, `Es-Stream-Type`, `Es-Stream-Id`, `Es-Stream-Version`,
 //! `Es-Event-Type`, `Es-Schema-Version`, `Es-Occurred-At` (Unix microseconds),
-//! `Es-Position`, and `Es-Metadata` (JSON, when set). The message body is the event's
-//! JSON payload.
+//! `Es-Position`, `Es-Lease-Generation` (the [`LeaseGeneration`] of the relay that
+//! published it: a relay that was stopped past its lease may still publish after the
+//! next holder took over, and these publishes carry a lower generation), and
+//! `Es-Metadata` (JSON, when set). The message body is the event's JSON payload.
 //!
 //! An event larger than the server's maximum payload is refused before anything of
 //! its batch is published, as a permanent failure: the relay parks it at once rather
@@ -42,6 +45,7 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, context::PublishErrorKind};
 use async_nats::{HeaderMap, HeaderValue};
 
+use crate::relay::LeaseGeneration;
 use crate::sink::{Sink, SinkError};
 use crate::store::StoredEvent;
 
@@ -102,7 +106,7 @@ impl JetStreamSink {
     /// The headers of an event. A value a NATS header cannot carry (a line break
     /// in a stream id, say) is a permanent failure: the row is parked, and only its
     /// stream waits.
-    fn headers(event: &StoredEvent) -> Result<HeaderMap, SinkError> {
+    fn headers(event: &StoredEvent, lease: LeaseGeneration) -> Result<HeaderMap, SinkError> {
         let value = |name: &str, text: &str| {
             text.parse::<HeaderValue>().map_err(|error| {
                 SinkError::permanent(format!(
@@ -122,6 +126,7 @@ impl JetStreamSink {
         headers.insert("Es-Schema-Version", event.schema_version.to_string().as_str());
         headers.insert("Es-Occurred-At", event.occurred_at.as_unix_micros().to_string().as_str());
         headers.insert("Es-Position", event.cursor.position.to_string().as_str());
+        headers.insert("Es-Lease-Generation", lease.to_string().as_str());
         if !event.metadata.is_empty()
             && let Ok(metadata) = serde_json::to_string(&event.metadata)
         {
@@ -163,7 +168,7 @@ fn message_size(headers: &HeaderMap, payload: &[u8]) -> usize {
 }
 
 impl Sink for JetStreamSink {
-    async fn deliver(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+    async fn deliver(&self, events: &[StoredEvent], lease: LeaseGeneration) -> Result<(), SinkError> {
         // Fail fast and say why while the broker is away; queued publishes would only
         // time out.
         if self.client.connection_state() != async_nats::connection::State::Connected {
@@ -174,7 +179,7 @@ impl Sink for JetStreamSink {
             .iter()
             .map(|event| {
                 let subject = self.subject(&event.stream_type, &event.stream_id);
-                Ok(Some((subject, Self::headers(event)?, bytes::Bytes::from(event.payload.clone()))))
+                Ok(Some((subject, Self::headers(event, lease)?, bytes::Bytes::from(event.payload.clone()))))
             })
             .collect::<Result<Vec<Option<(String, HeaderMap, bytes::Bytes)>>, SinkError>>()?;
         // Refuse an oversized event before publishing anything of the batch.

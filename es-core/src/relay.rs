@@ -14,15 +14,49 @@
 //!   halts only its own stream, shows in [`OutboxStatus`], and stays until it is
 //!   re-queued or explicitly skipped. Rows are never dropped silently.
 //! - **Several instances.** A relay delivers only while it holds the outbox lease, so
-//!   two relays on one database never deliver the same row at the same time; when a
+//!   two relays on one database do not deliver the same rows side by side; when a
 //!   relay dies, another takes over once the lease expires. The lease is renewed
 //!   before every delivery once half of it is gone, and every delivery is bounded by
-//!   the delivery timeout, so with a lease of at least twice that timeout a delivery
-//!   always ends inside the lease. What this cannot cover is a process frozen
-//!   mid-delivery (stopped, or a VM paused) for longer than the lease: the lease is
-//!   not re-checked when the sink answers, so its late delivery may overlap its
-//!   successor's. Delivery stays at least once; downstream deduplication by event id
-//!   absorbs the repeat.
+//!   the delivery timeout, so with a lease of at least twice that timeout a live
+//!   relay's delivery always ends inside its lease.
+//! - **Fencing.** A process frozen mid-delivery (stopped, swapped out, a VM paused)
+//!   for longer than the lease wakes up after another relay took over. The lease
+//!   therefore has a generation, a [`LeaseGeneration`] that grows every time the lease
+//!   changes hands, and the relay's acknowledgements and failure records carry the
+//!   generation it holds. The outbox checks it in the same atomic step as the write
+//!   and refuses a stale one with [`StoreError::StaleLease`]: the stale relay logs
+//!   it, stops delivering and goes back to waiting for the lease, and its batch stays
+//!   pending for the current holder, which delivers it again. A stale relay can thus
+//!   never mark rows delivered, re-park them or reset their retries behind the
+//!   holder's back. Every delivery carries the generation too (the
+//!   `Es-Lease-Generation` header on JetStream, the `lease_generation` field of the
+//!   JSON-lines sink and of [`Relayed`](crate::sink::Relayed)), so a destination that
+//!   keeps the highest generation it has seen can refuse a stale relay's deliveries
+//!   as well.
+//!
+//! What fencing cannot prevent, and why it is harmless:
+//!
+//! - **Late duplicates.** A stale relay finds out that it is stale only when it
+//!   acknowledges, after its sink answered. A publish it had in flight when it froze
+//!   (or that its sink makes right after it wakes) may still reach the destination
+//!   after the current holder delivered the same events. These are duplicates of
+//!   events already delivered, never new ones: JetStream drops them by `Nats-Msg-Id`
+//!   within its duplicate window, and consumers deduplicate by event id beyond it
+//!   (as after any crash: delivery is at least once).
+//! - **Per-stream order still holds** once duplicates are dropped (keeping each
+//!   event's first arrival). Every relay, stale or not, starts a stream's part of a
+//!   batch at the stream's oldest row still in the outbox, and a row leaves the
+//!   outbox only after the sink confirmed it; within a batch, the built-in sinks
+//!   send a stream's next event only once the previous one is confirmed (the
+//!   JetStream sink chains each stream, the JSON-lines and channel sinks write in
+//!   order). So whenever any relay sends version `n` of a stream, versions below `n`
+//!   have already reached the destination: the first arrival of every event comes
+//!   after the first arrivals of all earlier events of its stream, and whatever a
+//!   stale relay adds later is a repeat. Consumers need no version check for order;
+//!   `Es-Stream-Version` is there for those who want one.
+//! - **Overlapping deliveries.** For a moment a stale relay and the current holder
+//!   may both be delivering the same rows. A sink whose destination cannot absorb a
+//!   repeat must deduplicate by event id, or fence on the generation.
 //! - **Wake-ups.** Appends through the same store wake the relay at once; appends from
 //!   other processes are found by polling.
 
@@ -98,6 +132,38 @@ impl Default for RelayOptions {
     }
 }
 
+/// The fencing token of the outbox lease: a number that grows every time the lease
+/// changes hands (taken by another relay, or taken again after it expired or was
+/// released), and stays the same while its holder renews it.
+///
+/// The relay passes the generation it holds to every acknowledgement, and the outbox
+/// refuses one whose generation is no longer current with
+/// [`StoreError::StaleLease`]. Each delivery carries it too (see [`Sink::deliver`]),
+/// so a sink can refuse a holder older than one it has already seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct LeaseGeneration(u64);
+
+impl LeaseGeneration {
+    /// The generation numbered `generation`, as an outbox stores it.
+    #[must_use]
+    pub const fn new(generation: u64) -> Self {
+        Self(generation)
+    }
+
+    /// The number.
+    #[must_use]
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for LeaseGeneration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A row waiting in the outbox.
 #[derive(Debug)]
 pub struct Pending {
@@ -155,25 +221,45 @@ pub struct OutboxStatus {
 }
 
 /// The storage side of a relay; each backend implements it.
+///
+/// The writes a relay makes while delivering ([`acknowledge`](Self::acknowledge) and
+/// [`record_failure`](Self::record_failure)) carry the [`LeaseGeneration`] the relay
+/// holds, and are refused with [`StoreError::StaleLease`], writing nothing, when the
+/// lease has changed hands since: the check and the write are one atomic step.
 pub trait Outbox: Send + Sync {
-    /// Takes or renews the lease for `owner` until `now + lease`; `false` while another
-    /// owner holds an unexpired lease.
-    fn acquire_lease(&self, owner: &str, lease: Duration) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Gives the lease up (graceful shutdown), so another relay can start at once.
+    /// Takes or renews the lease for `owner` until `now + lease`, and returns its
+    /// generation; `None` while another owner holds an unexpired lease. A renewal of a
+    /// lease `owner` still holds keeps the generation; taking it from another owner,
+    /// or again after it expired or was released, increases it.
+    fn acquire_lease(
+        &self,
+        owner: &str,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Option<LeaseGeneration>, StoreError>> + Send;
+    /// Gives the lease up (graceful shutdown), so another relay can start at once. The
+    /// generation is kept: the next holder's is higher.
     fn release_lease(&self, owner: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Up to `limit` deliverable rows in commit order: not parked, not waiting for a
     /// retry at a time after `now` (the relay's clock), and with no earlier row of their
     /// stream parked or waiting.
     fn fetch(&self, limit: usize, now: Timestamp) -> impl Future<Output = Result<Vec<Pending>, StoreError>> + Send;
-    /// Marks rows delivered.
-    fn acknowledge(&self, positions: Vec<u64>) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Records a failed delivery: retry at `retry_at`, or park when it is `None`.
+    /// Marks rows delivered, if `generation` is still the lease's current one;
+    /// otherwise [`StoreError::StaleLease`] and nothing changes.
+    fn acknowledge(
+        &self,
+        positions: Vec<u64>,
+        generation: LeaseGeneration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Records a failed delivery: retry at `retry_at`, or park when it is `None`; if
+    /// `generation` is no longer the lease's current one, [`StoreError::StaleLease`]
+    /// and nothing changes.
     fn record_failure(
         &self,
         position: u64,
         attempts: u32,
         error: String,
         retry_at: Option<Timestamp>,
+        generation: LeaseGeneration,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Puts a parked row back in line, with its attempts reset.
     fn requeue(&self, position: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
@@ -202,7 +288,9 @@ pub struct Relay<O, S> {
     outbox: O,
     sink: S,
     options: RelayOptions,
-    lease_until: Option<tokio::time::Instant>,
+    /// The lease this relay holds: until when (on this machine's clock), and its
+    /// generation.
+    lease: Option<(tokio::time::Instant, LeaseGeneration)>,
 }
 
 impl<O: Outbox, S: Sink> Relay<O, S> {
@@ -227,7 +315,7 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
                 "the relay lease is shorter than twice the delivery timeout: a slow delivery could outlive the lease and overlap with another relay's"
             );
         }
-        Self { outbox, sink, options, lease_until: None }
+        Self { outbox, sink, options, lease: None }
     }
 
     /// The sink.
@@ -238,6 +326,13 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
     /// The outbox.
     pub fn outbox(&self) -> &O {
         &self.outbox
+    }
+
+    /// The generation of the lease this relay believes it holds, if any: what its
+    /// deliveries carry and its acknowledgements are checked against.
+    #[must_use]
+    pub fn lease_generation(&self) -> Option<LeaseGeneration> {
+        self.lease.map(|(_, generation)| generation)
     }
 
     /// Runs until `shutdown` resolves, then finishes the delivery in progress, gives
@@ -256,6 +351,8 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
                     total.parked += report.parked;
                     report.delivered == 0 && report.failed == 0
                 }
+                // Logged by `run_once` already, with what happens next.
+                Err(StoreError::StaleLease { .. }) => true,
                 Err(error) => {
                     tracing::warn!(%error, "relay pass failed; retrying after the poll interval");
                     true
@@ -277,15 +374,31 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
 
     /// Delivers what is deliverable now, one batch, and returns what it did. Does
     /// nothing (and reports nothing) while another relay holds the lease.
+    ///
+    /// When the outbox refuses an acknowledgement because the lease changed hands
+    /// during the pass, this returns [`StoreError::StaleLease`]: the relay has
+    /// stopped delivering, forgotten its lease, and the next pass tries to acquire it
+    /// again. The rows of the refused batch stay pending for the current holder.
     pub async fn run_once(&mut self) -> Result<RelayReport, StoreError> {
         let span = tracing::debug_span!("relay", owner = %self.options.owner);
-        self.pass().instrument(span).await
+        let outcome = self.pass().instrument(span).await;
+        if let Err(StoreError::StaleLease { generation }) = &outcome {
+            tracing::error!(
+                owner = %self.options.owner,
+                %generation,
+                "the outbox refused this relay's acknowledgement: its lease passed to another relay during the delivery \
+                 (was the process stopped or paused past the lease?); it stops delivering and waits for the lease, \
+                 and the current holder delivers the batch again"
+            );
+            self.lease = None;
+        }
+        outcome
     }
 
     async fn pass(&mut self) -> Result<RelayReport, StoreError> {
-        if !self.hold_lease().await? {
+        let Some(generation) = self.hold_lease().await? else {
             return Ok(RelayReport::default());
-        }
+        };
         let rows = self.outbox.fetch(self.options.batch_size, self.options.clock.now()).await?;
         let mut report = RelayReport::default();
         if rows.is_empty() {
@@ -308,7 +421,9 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
                         continue;
                     }
                     tracing::error!(position = row.position, %stream_type, %stream_id, %error, "parking unreadable outbox row");
-                    self.outbox.record_failure(row.position, row.attempts.saturating_add(1), error, None).await?;
+                    self.outbox
+                        .record_failure(row.position, row.attempts.saturating_add(1), error, None, generation)
+                        .await?;
                     report.failed += 1;
                     report.parked += 1;
                     halted.push((stream_type, stream_id));
@@ -318,20 +433,20 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
         if batch.is_empty() {
             return Ok(report);
         }
-        match tokio::time::timeout(self.options.delivery_timeout, self.sink.deliver(&batch)).await {
+        match tokio::time::timeout(self.options.delivery_timeout, self.sink.deliver(&batch, generation)).await {
             Ok(Ok(())) => {
+                self.outbox.acknowledge(tracked.iter().map(|row| row.position).collect(), generation).await?;
                 report.delivered += batch.len() as u64;
-                self.outbox.acknowledge(tracked.iter().map(|row| row.position).collect()).await?;
             }
             // Find out which row fails: deliver one at a time, in order.
-            _ if batch.len() > 1 => self.deliver_one_by_one(&tracked, &batch, &mut report).await?,
+            _ if batch.len() > 1 => self.deliver_one_by_one(&tracked, &batch, generation, &mut report).await?,
             outcome => {
                 let error = match outcome {
                     Ok(Err(error)) => error,
                     _ => SinkError::transient(format!("delivery timed out after {:?}", self.options.delivery_timeout)),
                 };
                 for (row, event) in tracked.iter().zip(&batch) {
-                    self.fail(row, event, &error, &mut report).await?;
+                    self.fail(row, event, &error, generation, &mut report).await?;
                 }
             }
         }
@@ -342,6 +457,7 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
         &mut self,
         rows: &[Row],
         events: &[StoredEvent],
+        generation: LeaseGeneration,
         report: &mut RelayReport,
     ) -> Result<(), StoreError> {
         let mut halted: Vec<(String, String)> = Vec::new();
@@ -351,13 +467,16 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
                 continue;
             }
             // One at a time, a pass can outlast the lease: keep it, or stop here and
-            // leave the rest to whichever relay holds it now.
-            if !self.hold_lease().await? {
+            // leave the rest to whichever relay holds it now (what was delivered is then
+            // acknowledged under the old generation, which the outbox refuses).
+            if self.hold_lease().await? != Some(generation) {
                 break;
             }
-            let outcome =
-                tokio::time::timeout(self.options.delivery_timeout, self.sink.deliver(std::slice::from_ref(event)))
-                    .await;
+            let outcome = tokio::time::timeout(
+                self.options.delivery_timeout,
+                self.sink.deliver(std::slice::from_ref(event), generation),
+            )
+            .await;
             let error = match outcome {
                 Ok(Ok(())) => {
                     delivered.push(row.position);
@@ -367,10 +486,10 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
                 Ok(Err(error)) => error,
                 Err(_) => SinkError::transient(format!("delivery timed out after {:?}", self.options.delivery_timeout)),
             };
-            self.fail(row, event, &error, report).await?;
+            self.fail(row, event, &error, generation, report).await?;
             halted.push((event.stream_type.clone(), event.stream_id.clone()));
         }
-        self.outbox.acknowledge(delivered).await
+        self.outbox.acknowledge(delivered, generation).await
     }
 
     async fn fail(
@@ -378,6 +497,7 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
         row: &Row,
         event: &StoredEvent,
         error: &SinkError,
+        generation: LeaseGeneration,
         report: &mut RelayReport,
     ) -> Result<(), StoreError> {
         let attempts = row.attempts.saturating_add(1);
@@ -392,31 +512,36 @@ impl<O: Outbox, S: Sink> Relay<O, S> {
             tracing::warn!(position = row.position, %stream_type, %stream_id, attempts, ?delay, %error, "delivery failed; retrying later");
             Some(self.options.clock.now().saturating_add(delay))
         };
-        self.outbox.record_failure(row.position, attempts, error.to_string(), retry_at).await
+        self.outbox.record_failure(row.position, attempts, error.to_string(), retry_at, generation).await
     }
 
     /// Gives the outbox lease up, so that another relay can start at once instead of
     /// waiting for it to expire. [`run`](Self::run) does this when it stops; call it
     /// when driving the relay with [`run_once`](Self::run_once).
     pub async fn release(&mut self) -> Result<(), StoreError> {
-        self.lease_until = None;
+        self.lease = None;
         self.outbox.release_lease(&self.options.owner).await
     }
 
-    async fn hold_lease(&mut self) -> Result<bool, StoreError> {
+    /// The generation of the lease, taken or renewed if need be; `None` while
+    /// another relay holds it.
+    async fn hold_lease(&mut self) -> Result<Option<LeaseGeneration>, StoreError> {
         let now = tokio::time::Instant::now();
         // Renew when half the lease is gone, so a delivery never runs on a lease that
         // could expire under it.
-        if self.lease_until.is_some_and(|until| until > now + self.options.lease / 2) {
-            return Ok(true);
+        if let Some((until, generation)) = self.lease
+            && until > now + self.options.lease / 2
+        {
+            return Ok(Some(generation));
         }
-        if self.outbox.acquire_lease(&self.options.owner, self.options.lease).await? {
-            self.lease_until = Some(now + self.options.lease);
-            Ok(true)
-        } else {
-            self.lease_until = None;
-            Ok(false)
+        let held = self.outbox.acquire_lease(&self.options.owner, self.options.lease).await?;
+        if let Some(generation) = held
+            && self.lease.is_some_and(|(_, previous)| previous != generation)
+        {
+            tracing::info!(owner = %self.options.owner, %generation, "the relay took the outbox lease again, under a new generation");
         }
+        self.lease = held.map(|generation| (now + self.options.lease, generation));
+        Ok(held)
     }
 }
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
+use crate::relay::LeaseGeneration;
 use crate::store::StoredEvent;
 
 /// A sink refused or failed to take events.
@@ -44,17 +45,26 @@ impl SinkError {
 ///
 /// `deliver` returns `Ok` only once every event of the batch is durably accepted; the
 /// relay then marks them delivered. Events arrive in commit order; a sink must keep
-/// that order within a stream. Deliveries may repeat after a crash: downstream
-/// deduplicates by [`StoredEvent::event_id`].
+/// that order within a stream: it must not let a later event of a stream reach its
+/// destination before every earlier one was accepted there. Deliveries may repeat
+/// after a crash or a lease handover: downstream deduplicates by
+/// [`StoredEvent::event_id`].
+///
+/// Each delivery carries the [`LeaseGeneration`] of the relay that makes it. A relay
+/// stopped past its lease may still deliver a batch after the next holder took over
+/// (its acknowledgement is then refused, and the holder delivers the batch again); a
+/// destination that remembers the highest generation it has seen can refuse such
+/// late deliveries. The built-in sinks pass it on: the `Es-Lease-Generation` header
+/// (JetStream), the `lease_generation` field (JSON lines, [`Relayed`]).
 ///
 /// ```
-/// use es::{Sink, SinkError, StoredEvent};
+/// use es::{LeaseGeneration, Sink, SinkError, StoredEvent};
 ///
 /// /// Posts events to another service; the event id is its idempotency key.
 /// struct Webhook;
 ///
 /// impl Sink for Webhook {
-///     async fn deliver(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+///     async fn deliver(&self, events: &[StoredEvent], _lease: LeaseGeneration) -> Result<(), SinkError> {
 ///         for event in events {
 ///             let accepted = !event.payload.is_empty(); // stands for the service's answer
 ///             if !accepted {
@@ -66,33 +76,48 @@ impl SinkError {
 /// }
 /// ```
 pub trait Sink: Send + Sync {
-    /// Delivers a batch, in order.
-    fn deliver(&self, events: &[StoredEvent]) -> impl Future<Output = Result<(), SinkError>> + Send;
+    /// Delivers a batch, in order, for the relay holding the lease generation `lease`.
+    fn deliver(
+        &self,
+        events: &[StoredEvent],
+        lease: LeaseGeneration,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// An event as [`ChannelSink`] hands it over: the event, and the lease generation of
+/// the relay that delivered it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Relayed {
+    /// The event.
+    pub event: StoredEvent,
+    /// The generation of the outbox lease the delivering relay held.
+    pub lease_generation: LeaseGeneration,
 }
 
 /// Delivers events into a tokio channel, for consumers in the same process.
 ///
 /// Delivery waits while the channel is full (backpressure) and fails while the
-/// receiver is gone, so rows stay in the outbox until someone listens again.
+/// receiver is gone, so rows stay in the outbox until someone listens again. Each
+/// event comes with the lease generation of the relay that delivered it ([`Relayed`]).
 #[derive(Debug, Clone)]
 pub struct ChannelSink {
-    sender: mpsc::Sender<StoredEvent>,
+    sender: mpsc::Sender<Relayed>,
 }
 
 impl ChannelSink {
     /// A sink and the receiver of its events, with room for `capacity` events.
     #[must_use]
-    pub fn new(capacity: usize) -> (Self, mpsc::Receiver<StoredEvent>) {
+    pub fn new(capacity: usize) -> (Self, mpsc::Receiver<Relayed>) {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
         (Self { sender }, receiver)
     }
 }
 
 impl Sink for ChannelSink {
-    async fn deliver(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+    async fn deliver(&self, events: &[StoredEvent], lease: LeaseGeneration) -> Result<(), SinkError> {
         for event in events {
             self.sender
-                .send(event.clone())
+                .send(Relayed { event: event.clone(), lease_generation: lease })
                 .await
                 .map_err(|_| SinkError::transient("the channel's receiver is gone"))?;
         }
@@ -103,11 +128,20 @@ impl Sink for ChannelSink {
 /// Appends each event as one JSON object per line to a file, and acknowledges a
 /// batch only after it is flushed and synced to disk.
 ///
-/// Each line holds the envelope and the payload as JSON:
+/// Each line holds the envelope, the lease generation of the relay that wrote it, and
+/// the payload as JSON:
 /// `{"event_id":"…","stream_type":"Account","stream_id":"a-1","stream_version":1,
 /// "position":1,"event_type":"Deposited","schema_version":1,
-/// "occurred_at":1767225600000000,"metadata":{},"payload":{"amount":5}}`.
-/// After a crash the same event can appear twice; readers deduplicate by `event_id`.
+/// "occurred_at":1767225600000000,"metadata":{},"lease_generation":3,
+/// "payload":{"amount":5}}`.
+/// After a crash or a lease handover the same event can appear twice; readers
+/// deduplicate by `event_id`, keeping the first: within a stream, first appearances
+/// are in version order.
+///
+/// Relays in several processes may append to one file: each batch is a single
+/// append. A write that fails halfway (a full disk) is cut back to where its batch
+/// began, which would also cut lines another process appended in the meantime: where
+/// writes can fail, give each process a file of its own.
 #[derive(Debug, Clone)]
 pub struct JsonLinesSink {
     path: PathBuf,
@@ -152,11 +186,12 @@ struct Line<'a> {
     schema_version: u32,
     occurred_at: i64,
     metadata: &'a crate::recorded::Metadata,
+    lease_generation: LeaseGeneration,
     payload: &'a RawValue,
 }
 
 impl Sink for JsonLinesSink {
-    async fn deliver(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+    async fn deliver(&self, events: &[StoredEvent], lease: LeaseGeneration) -> Result<(), SinkError> {
         let mut buffer = Vec::with_capacity(events.len() * 256);
         for event in events {
             let payload: &RawValue = serde_json::from_str(&event.payload).map_err(|error| {
@@ -172,6 +207,7 @@ impl Sink for JsonLinesSink {
                 schema_version: event.schema_version,
                 occurred_at: event.occurred_at.as_unix_micros(),
                 metadata: &event.metadata,
+                lease_generation: lease,
                 payload,
             };
             serde_json::to_writer(&mut buffer, &line).map_err(|error| SinkError::permanent(error.to_string()))?;

@@ -180,6 +180,18 @@ pub enum StoreError {
         /// How many the store reported written.
         written: usize,
     },
+    /// The outbox refused a relay's acknowledgement (or failure record): the relay
+    /// holds the lease generation `generation`, but the lease has changed hands since
+    /// (another relay took it while this one was stopped, paused or slow). Nothing was
+    /// written; the rows stay pending for the current holder, which delivers them
+    /// again. The relay stops delivering and waits for the lease.
+    #[error(
+        "the outbox lease of generation {generation} is no longer current (it changed hands since), so this relay's write to the outbox was refused; the current holder delivers its rows"
+    )]
+    StaleLease {
+        /// The generation the refused relay held.
+        generation: crate::relay::LeaseGeneration,
+    },
     /// The backend itself failed.
     #[error("{backend} store: {source}")]
     Backend {

@@ -166,7 +166,7 @@ macro_rules! corrupt_rows_suite {
             struct Recording(Arc<Mutex<Vec<StoredEvent>>>);
 
             impl Sink for Recording {
-                async fn deliver(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+                async fn deliver(&self, events: &[StoredEvent], _lease: es::LeaseGeneration) -> Result<(), SinkError> {
                     self.0.lock().unwrap().extend_from_slice(events);
                     Ok(())
                 }
@@ -196,7 +196,7 @@ macro_rules! corrupt_rows_suite {
             async fn the_relay_schedules_retries_on_its_own_clock() {
                 struct Failing;
                 impl Sink for Failing {
-                    async fn deliver(&self, _: &[StoredEvent]) -> Result<(), SinkError> {
+                    async fn deliver(&self, _: &[StoredEvent], _: es::LeaseGeneration) -> Result<(), SinkError> {
                         Err(SinkError::transient("down"))
                     }
                 }

@@ -2,6 +2,7 @@
 
 #![allow(dead_code, reason = "each test crate uses a different part of the model")]
 
+pub mod faults;
 pub mod once;
 pub mod process;
 

@@ -35,3 +35,30 @@ pub fn seed(test: &str) -> u64 {
     eprintln!("{test}: seed {seed} (replay with {SEED_VAR}={seed})");
     seed
 }
+
+/// A child process that is SIGKILLed (and reaped) however the test ends.
+pub struct Killed(pub std::process::Child);
+
+impl Killed {
+    /// Sends `signal` (`STOP`, `CONT`, `KILL`) to the child, through kill(1): the
+    /// tests forbid unsafe code, so no libc.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.0.id().to_string()])
+            .status()
+            .unwrap_or_else(|error| panic!("cannot run kill -{signal}: {error}"));
+        assert!(status.success(), "kill -{signal} {} failed: {status}", self.0.id());
+    }
+
+    /// Whether the child is still there (running or stopped).
+    pub fn is_alive(&mut self) -> bool {
+        self.0.try_wait().expect("the child's status").is_none()
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill(); // SIGKILL, which also ends a stopped process
+        let _ = self.0.wait();
+    }
+}

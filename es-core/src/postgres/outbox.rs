@@ -6,6 +6,12 @@
 //! per-stream order trivially true at the sink and means a row is never in flight in
 //! two relays at once; `FOR UPDATE SKIP LOCKED` workers would need a lock per stream
 //! to keep order, for a throughput the sink, not the relay, usually limits.
+//!
+//! The lease row also holds the lease's generation (its fencing token). A relay's
+//! acknowledgement or failure record is one statement that takes a share lock on the
+//! lease row and writes only if the generation is still the relay's: a relay taking
+//! the lease over waits for that statement, or the statement waits for the takeover
+//! and then sees the new generation and writes nothing.
 
 use std::time::Duration;
 
@@ -14,43 +20,75 @@ use tokio::sync::watch;
 
 use super::{PgStore, backend};
 use crate::clock::{Timestamp, now_micros};
-use crate::relay::{Outbox, OutboxStatus, Parked, Pending, Unreadable};
+use crate::relay::{LeaseGeneration, Outbox, OutboxStatus, Parked, Pending, Unreadable};
 use crate::sql::stored;
 use crate::store::StoreError;
 
 const PARKED: i64 = i64::MAX;
+
+/// The lease row, share-locked for the rest of the statement: a relay taking the lease
+/// (an update of the row) waits until the statement's write committed, and a statement
+/// that waited for a takeover reads the new generation.
+fn fence(lease: &str) -> String {
+    format!("fence AS MATERIALIZED (SELECT generation FROM {lease} WHERE id = 1 FOR SHARE)")
+}
+
+/// What a fenced write found: `Ok` if the lease's generation was the caller's.
+fn fenced(current: Option<i64>, generation: LeaseGeneration) -> Result<(), StoreError> {
+    if current == Some(to_i64(generation.get())) { Ok(()) } else { Err(StoreError::StaleLease { generation }) }
+}
 
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 impl Outbox for PgStore {
-    async fn acquire_lease(&self, owner: &str, lease: Duration) -> Result<bool, StoreError> {
+    async fn acquire_lease(&self, owner: &str, lease: Duration) -> Result<Option<LeaseGeneration>, StoreError> {
         let lease = i64::try_from(lease.as_micros()).unwrap_or(i64::MAX);
         let table = &self.sql.relay_lease;
         // The database's clock, not the hosts': a host whose clock runs ahead must not
-        // take the lease from a live holder.
-        let taken = sqlx::query(AssertSqlSafe(format!(
+        // take the lease from a live holder. A renewal of a live lease keeps its
+        // generation; any other taking (from another owner, or after expiry or
+        // release) moves it on.
+        let generation: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
             "WITH now AS (SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::int8 AS micros)
-             INSERT INTO {table} (id, owner, expires_at) SELECT 1, $1, now.micros + $2 FROM now
-             ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+             INSERT INTO {table} (id, owner, expires_at, generation) SELECT 1, $1, now.micros + $2, 1 FROM now
+             ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at,
+                 generation = CASE
+                     WHEN {table}.owner = excluded.owner
+                      AND {table}.expires_at >= (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::int8
+                     THEN {table}.generation
+                     ELSE {table}.generation + 1 END
              WHERE {table}.owner = excluded.owner
-                OR {table}.expires_at < (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::int8"
+                OR {table}.expires_at < (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::int8
+             RETURNING generation"
         )))
         .bind(owner)
         .bind(lease)
-        .execute(self.pool())
+        .fetch_optional(self.pool())
         .await
         .map_err(backend)?;
-        Ok(taken.rows_affected() == 1)
+        generation
+            .map(|generation| {
+                stored::count(generation, "lease generation")
+                    .map(LeaseGeneration::new)
+                    .map_err(|reason| StoreError::Corrupt { location: format!("table {table}"), reason })
+            })
+            .transpose()
     }
 
     async fn release_lease(&self, owner: &str) -> Result<(), StoreError> {
-        sqlx::query(AssertSqlSafe(format!("DELETE FROM {} WHERE id = 1 AND owner = $1", self.sql.relay_lease)))
-            .bind(owner)
-            .execute(self.pool())
-            .await
-            .map_err(backend)?;
+        // Expired, not deleted: the row keeps the generation, so the next holder's is
+        // higher than every earlier one.
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {} SET expires_at = $2 WHERE id = 1 AND owner = $1",
+            self.sql.relay_lease
+        )))
+        .bind(owner)
+        .bind(i64::MIN)
+        .execute(self.pool())
+        .await
+        .map_err(backend)?;
         Ok(())
     }
 
@@ -119,17 +157,25 @@ impl Outbox for PgStore {
         Ok(pending)
     }
 
-    async fn acknowledge(&self, positions: Vec<u64>) -> Result<(), StoreError> {
+    async fn acknowledge(&self, positions: Vec<u64>, generation: LeaseGeneration) -> Result<(), StoreError> {
         if positions.is_empty() {
             return Ok(());
         }
         let positions: Vec<i64> = positions.into_iter().map(to_i64).collect();
-        sqlx::query(AssertSqlSafe(format!("DELETE FROM {} WHERE position = ANY($1)", self.sql.outbox)))
-            .bind(&positions)
-            .execute(self.pool())
-            .await
-            .map_err(backend)?;
-        Ok(())
+        let current: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "WITH {fence}, deleted AS (
+                 DELETE FROM {outbox} WHERE position = ANY($1) AND (SELECT generation FROM fence) = $2
+             )
+             SELECT generation FROM fence",
+            fence = fence(&self.sql.relay_lease),
+            outbox = self.sql.outbox
+        )))
+        .bind(&positions)
+        .bind(to_i64(generation.get()))
+        .fetch_optional(self.pool())
+        .await
+        .map_err(backend)?;
+        fenced(current, generation)
     }
 
     async fn record_failure(
@@ -138,20 +184,27 @@ impl Outbox for PgStore {
         attempts: u32,
         error: String,
         retry_at: Option<Timestamp>,
+        generation: LeaseGeneration,
     ) -> Result<(), StoreError> {
-        sqlx::query(AssertSqlSafe(format!(
-            "UPDATE {} SET attempts = $2, last_error = $3, blocked_until = $4, parked = $5 WHERE position = $1",
-            self.sql.outbox
+        let current: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "WITH {fence}, updated AS (
+                 UPDATE {outbox} SET attempts = $2, last_error = $3, blocked_until = $4, parked = $5
+                 WHERE position = $1 AND (SELECT generation FROM fence) = $6
+             )
+             SELECT generation FROM fence",
+            fence = fence(&self.sql.relay_lease),
+            outbox = self.sql.outbox
         )))
         .bind(to_i64(position))
         .bind(i32::try_from(attempts).unwrap_or(i32::MAX))
         .bind(error.replace('\0', "\u{FFFD}"))
         .bind(retry_at.map_or(PARKED, Timestamp::as_unix_micros))
         .bind(retry_at.is_none())
-        .execute(self.pool())
+        .bind(to_i64(generation.get()))
+        .fetch_optional(self.pool())
         .await
         .map_err(backend)?;
-        Ok(())
+        fenced(current, generation)
     }
 
     async fn requeue(&self, position: u64) -> Result<bool, StoreError> {

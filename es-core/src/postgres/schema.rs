@@ -165,6 +165,9 @@ impl Sql {
                     PRIMARY KEY (stream_type, stream_id)
                 );"
             ),
+            // The lease's fencing token. A lease row left by an earlier release starts at
+            // generation 0; every holder from now on gets a higher one.
+            format!("ALTER TABLE {relay_lease} ADD COLUMN generation BIGINT NOT NULL DEFAULT 0;"),
             // Document read models (`es::projection::View`): one JSON document per view
             // name and key, written in the transaction that moves the view's checkpoint.
             // Text, kept byte for byte, like the events' payloads.

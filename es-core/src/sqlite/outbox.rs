@@ -7,7 +7,7 @@ use tokio::sync::watch;
 
 use super::{EVENT_COLUMNS, SqliteStore, backend, event_from_row, now_micros};
 use crate::clock::Timestamp;
-use crate::relay::{Outbox, OutboxStatus, Parked, Pending, Unreadable};
+use crate::relay::{LeaseGeneration, Outbox, OutboxStatus, Parked, Pending, Unreadable};
 use crate::sql::stored;
 use crate::store::StoreError;
 
@@ -18,33 +18,68 @@ fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// Refuses a relay's write unless `generation` is the lease's current one. Run inside
+/// the write transaction that makes the write: SQLite lets one writer at a time in, so
+/// no lease can change hands between this check and the commit.
+fn check_generation(
+    tx: &rusqlite::Transaction<'_>,
+    tables: &super::schema::Tables,
+    generation: LeaseGeneration,
+) -> Result<(), StoreError> {
+    let current: Option<i64> = tx
+        .prepare_cached(&format!("SELECT generation FROM {} WHERE id = 1", tables.relay_lease))
+        .and_then(|mut statement| statement.query_row([], |row| row.get(0)).optional())
+        .map_err(backend)?;
+    if current == Some(to_i64(generation.get())) { Ok(()) } else { Err(StoreError::StaleLease { generation }) }
+}
+
 impl Outbox for SqliteStore {
-    async fn acquire_lease(&self, owner: &str, lease: Duration) -> Result<bool, StoreError> {
+    async fn acquire_lease(&self, owner: &str, lease: Duration) -> Result<Option<LeaseGeneration>, StoreError> {
         let owner = owner.to_owned();
         let lease = i64::try_from(lease.as_micros()).unwrap_or(i64::MAX);
         self.write_with_tables(move |tx, tables| {
             let now = now_micros();
-            let taken = tx
-                .execute(
+            // A renewal of a live lease keeps its generation; any other taking (from
+            // another owner, or after expiry or release) moves it on.
+            let generation: Option<i64> = tx
+                .query_row(
                     &format!(
-                        "INSERT INTO {lease_table} (id, owner, expires_at) VALUES (1, ?1, ?2)
-                         ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-                         WHERE {lease_table}.owner = excluded.owner OR {lease_table}.expires_at < ?3",
+                        "INSERT INTO {lease_table} (id, owner, expires_at, generation) VALUES (1, ?1, ?2, 1)
+                         ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at,
+                             generation = CASE
+                                 WHEN {lease_table}.owner = excluded.owner AND {lease_table}.expires_at >= ?3
+                                 THEN {lease_table}.generation
+                                 ELSE {lease_table}.generation + 1 END
+                         WHERE {lease_table}.owner = excluded.owner OR {lease_table}.expires_at < ?3
+                         RETURNING generation",
                         lease_table = tables.relay_lease
                     ),
                     params![owner, now.saturating_add(lease), now],
+                    |row| row.get(0),
                 )
+                .optional()
                 .map_err(backend)?;
-            Ok(taken == 1)
+            generation
+                .map(|generation| {
+                    stored::count(generation, "lease generation").map(LeaseGeneration::new).map_err(|reason| {
+                        StoreError::Corrupt { location: format!("table {}", tables.relay_lease), reason }
+                    })
+                })
+                .transpose()
         })
         .await
     }
 
     async fn release_lease(&self, owner: &str) -> Result<(), StoreError> {
         let owner = owner.to_owned();
+        // Expired, not deleted: the row keeps the generation, so the next holder's is
+        // higher than every earlier one.
         self.write_with_tables(move |tx, tables| {
-            tx.execute(&format!("DELETE FROM {} WHERE id = 1 AND owner = ?1", tables.relay_lease), params![owner])
-                .map_err(backend)?;
+            tx.execute(
+                &format!("UPDATE {} SET expires_at = ?2 WHERE id = 1 AND owner = ?1", tables.relay_lease),
+                params![owner, i64::MIN],
+            )
+            .map_err(backend)?;
             Ok(())
         })
         .await
@@ -122,11 +157,12 @@ impl Outbox for SqliteStore {
         .await
     }
 
-    async fn acknowledge(&self, positions: Vec<u64>) -> Result<(), StoreError> {
+    async fn acknowledge(&self, positions: Vec<u64>, generation: LeaseGeneration) -> Result<(), StoreError> {
         if positions.is_empty() {
             return Ok(());
         }
         self.write_with_tables(move |tx, tables| {
+            check_generation(tx, tables, generation)?;
             let mut delete =
                 tx.prepare_cached(&format!("DELETE FROM {} WHERE position = ?1", tables.outbox)).map_err(backend)?;
             for position in positions {
@@ -143,8 +179,10 @@ impl Outbox for SqliteStore {
         attempts: u32,
         error: String,
         retry_at: Option<Timestamp>,
+        generation: LeaseGeneration,
     ) -> Result<(), StoreError> {
         self.write_with_tables(move |tx, tables| {
+            check_generation(tx, tables, generation)?;
             let blocked_until = retry_at.map_or(PARKED, Timestamp::as_unix_micros);
             tx.execute(
                 &format!(

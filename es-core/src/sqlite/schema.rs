@@ -102,6 +102,9 @@ impl Tables {
                     PRIMARY KEY (stream_type, stream_id)
                 ) WITHOUT ROWID;"
             ),
+            // The lease's fencing token. A lease row left by an earlier release starts at
+            // generation 0; every holder from now on gets a higher one.
+            format!("ALTER TABLE {relay_lease} ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;"),
             // Document read models (`es::projection::View`): one JSON document per view
             // name and key, written in the transaction that moves the view's checkpoint.
             format!(
