@@ -8,18 +8,18 @@
 //! indexes are identical), and run in interleaved rounds (the side that goes first
 //! alternates); each figure is the median of the rounds.
 //!
-//! - **append, 1 event per transaction**: `EventStore::append` (`BEGIN`; one statement
-//!   that checks the version and inserts the events, their outbox rows and a
-//!   notification; `COMMIT`: 3 round trips) against the best hand-written SQL for the
-//!   same rows in the same transaction shape: `BEGIN`; one statement whose CTEs read
-//!   the stream's last version, insert the events (`UNNEST`) only when it matches, and
-//!   insert their outbox rows, returning how many it wrote; `COMMIT` (3 round trips),
+//! - **append, 1 event per transaction**: `EventStore::append` (one statement, its own
+//!   transaction, that checks the version and inserts the events, their outbox rows and
+//!   a notification: 1 round trip) against the best hand-written SQL for the same rows
+//!   in the same shape: one statement whose CTEs read the stream's last version, insert
+//!   the events (`UNNEST`) only when it matches, and insert their outbox rows,
+//!   returning how many it wrote (1 round trip),
 //!   over many streams, each append with the stream's correct expected version. The
 //!   difference is what the store adds: the stale-writer check, the notification, the
 //!   metadata column, and the library's own work.
 //! - **append, 100 events per transaction**: the same with 100 events per append.
 //! - **rehydrate** a 10,000-event stream (in a table that holds other streams too):
-//!   `read_stream` + `es::rehydrate` against `SELECT stream_version, event_type,
+//!   `EventStore::load` (reading and checking every stored column) against `SELECT stream_version, event_type,
 //!   payload … ORDER BY stream_version`, streamed, each row's version checked and its
 //!   payload decoded by `serde_json` straight into the event and applied.
 //! - **relay** a backlog to an in-process sink that counts: `Relay::run_once` until
@@ -109,8 +109,8 @@ impl RawSql {
     }
 }
 
-/// Begin; check the version, insert the events and their outbox rows in one
-/// statement; commit. Returns the new version.
+/// Checks the version and inserts the events and their outbox rows in one statement
+/// (its own transaction). Returns the new version.
 async fn raw_append(
     pool: &PgPool,
     sql: &str,
@@ -134,7 +134,7 @@ async fn raw_append(
         times.push(event.occurred_at.as_unix_micros());
         payloads.push(event.payload);
     }
-    let mut tx = pool.begin().await?;
+    // One statement, so its own transaction, as the store does.
     let written: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
         .bind(stream_type)
         .bind(stream_id)
@@ -144,12 +144,11 @@ async fn raw_append(
         .bind(&versions)
         .bind(&times)
         .bind(&payloads)
-        .fetch_one(&mut *tx)
+        .fetch_one(pool)
         .await?;
     if usize::try_from(written)? != count {
         return Err(format!("{stream_type}/{stream_id}: not at version {expected}").into());
     }
-    tx.commit().await?;
     Ok(expected + count as u64)
 }
 

@@ -468,10 +468,9 @@ impl EventStore for PgStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Appended, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        let appended = self.append_in(&mut tx, stream_type, stream_id, expected, events).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(appended)
+        // One statement, so its own transaction: no BEGIN and COMMIT round trips.
+        let mut connection = self.pool.acquire().await.map_err(backend)?;
+        self.append_in(&mut connection, stream_type, stream_id, expected, events).await
     }
 
     /// The key is inserted first, in the append's transaction: a concurrent retry
