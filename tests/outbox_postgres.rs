@@ -91,11 +91,13 @@ async fn a_database_from_before_lease_generations_is_migrated_and_keeps_working(
     // Back to the layout of version 2: migrations 1 and 2 are never edited, so this
     // is exactly what such a database holds.
     let (lease, schema) = (store.table("relay_lease"), store.table("schema"));
-    let (views, commands) = (store.table("views"), store.table("commands"));
+    let (views, commands, subscriptions) =
+        (store.table("views"), store.table("commands"), store.table("subscriptions"));
     sqlx::raw_sql(AssertSqlSafe(format!(
         "ALTER TABLE {lease} DROP COLUMN generation;
          DROP TABLE {views};
          DROP TABLE {commands};
+         DROP TABLE {subscriptions};
          DELETE FROM {schema} WHERE version > 2;
          INSERT INTO {lease} (id, owner, expires_at) VALUES (1, 'relay-of-old', 0);"
     )))
@@ -109,7 +111,7 @@ async fn a_database_from_before_lease_generations_is_migrated_and_keeps_working(
         .fetch_one(store.pool())
         .await
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     let generation = store.acquire_lease("new", Duration::from_secs(5)).await.unwrap().expect("the old lease expired");
     assert_eq!(generation, LeaseGeneration::new(1), "the old lease row counts as generation 0");
     let positions: Vec<u64> = store.fetch(10, es::Timestamp::EPOCH).await.unwrap().iter().map(|p| p.position).collect();

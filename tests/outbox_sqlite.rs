@@ -485,6 +485,7 @@ async fn a_database_from_before_lease_generations_is_migrated_and_keeps_working(
                 "ALTER TABLE es_relay_lease DROP COLUMN generation;
                  DROP TABLE es_views;
                  DROP TABLE es_commands;
+                 DROP TABLE es_subscriptions;
                  DELETE FROM es_schema WHERE version > 2;
                  INSERT INTO es_relay_lease (id, owner, expires_at) VALUES (1, 'relay-of-old', 0);",
             )
@@ -493,7 +494,7 @@ async fn a_database_from_before_lease_generations_is_migrated_and_keeps_working(
     let store = SqliteStore::open(&path).await.unwrap();
     let version: i64 =
         store.read(|c| c.query_row("SELECT MAX(version) FROM es_schema", [], |r| r.get(0))).await.unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     let generation = store.acquire_lease("new", Duration::from_secs(5)).await.unwrap().expect("the old lease expired");
     assert_eq!(generation, es::LeaseGeneration::new(1), "the old lease row counts as generation 0");
     let (sink, mut received) = ChannelSink::new(16);

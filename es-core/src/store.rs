@@ -192,6 +192,20 @@ pub enum StoreError {
         /// The generation the refused relay held.
         generation: crate::relay::LeaseGeneration,
     },
+    /// A process that held durable subscription `name` under lease generation
+    /// `generation` lost it (another process took over while this one was stopped
+    /// or slower than its lease); nothing was written, and the new holder resumes
+    /// after the last acknowledged event. Start the subscription again to wait for
+    /// the lease.
+    #[error(
+        "durable subscription {name}: the lease of generation {generation} was taken over; nothing was acknowledged"
+    )]
+    StaleSubscription {
+        /// The subscription.
+        name: String,
+        /// The generation this process held.
+        generation: crate::relay::LeaseGeneration,
+    },
     /// The backend itself failed.
     #[error("{backend} store: {source}")]
     Backend {

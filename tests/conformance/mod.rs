@@ -592,6 +592,81 @@ macro_rules! conformance_suite {
                 let extra = tokio::time::timeout(std::time::Duration::from_millis(100), events.next()).await;
                 assert!(extra.is_err(), "an event was invented: {extra:?}");
             }
+
+            #[tokio::test]
+            async fn a_durable_subscription_resumes_strictly_after_its_last_acknowledgement() {
+                use futures_util::StreamExt;
+                let store = new_store().await;
+                let ids = SequentialIds::new();
+                store.append("Account", "dur-1", ExpectedVersion::NoStream, new_events(&ids, &deposits(4))).await.unwrap();
+                let versions = |events: &[es::StoredEvent]| events.iter().map(|e| e.stream_version).collect::<Vec<_>>();
+                let mut first = es::subscription::durable(&store, "billing", "worker-a").stream_type("Account").start().await.unwrap();
+                let mut seen = Vec::new();
+                for _ in 0..3 {
+                    seen.push(first.next().await.unwrap().unwrap());
+                }
+                assert_eq!(versions(&seen), [1, 2, 3]);
+                // Handled 1 and 2, acknowledged 2; the process "crashes" before acknowledging 3.
+                first.ack(seen[1].cursor).await.unwrap();
+                // An older cursor never moves the acknowledgement back.
+                first.ack(seen[0].cursor).await.unwrap();
+                let generation = first.generation();
+                first.release().await.unwrap();
+                let mut second = es::subscription::durable(&store, "billing", "worker-b").start().await.unwrap();
+                assert!(second.generation() > generation);
+                let mut resumed = Vec::new();
+                for _ in 0..2 {
+                    resumed.push(second.next().await.unwrap().unwrap());
+                }
+                assert_eq!(versions(&resumed), [3, 4], "not strictly after the last acknowledgement");
+                // Another name has a cursor of its own.
+                let mut other = es::subscription::durable(&store, "audit", "worker-a").start().await.unwrap();
+                assert_eq!(other.next().await.unwrap().unwrap().stream_version, 1);
+            }
+
+            #[tokio::test]
+            async fn one_process_holds_a_durable_subscription_and_a_superseded_one_is_refused() {
+                use futures_util::StreamExt;
+                let store = new_store().await;
+                let ids = SequentialIds::new();
+                store.append("Account", "dur-2", ExpectedVersion::NoStream, new_events(&ids, &deposits(2))).await.unwrap();
+                let lease = std::time::Duration::from_millis(300);
+                let mut holder = es::subscription::durable(&store, "mail", "a").lease(lease).start().await.unwrap();
+                let event = holder.next().await.unwrap().unwrap();
+                // While the holder's lease runs, another process waits.
+                let waiting = es::subscription::durable(&store, "mail", "b")
+                    .lease(lease)
+                    .poll_interval(std::time::Duration::from_millis(20))
+                    .start();
+                let taken = tokio::time::timeout(std::time::Duration::from_millis(100), waiting).await;
+                assert!(taken.is_err(), "a second holder got the subscription while the first held it");
+                // The holder stops (stops polling, stops acknowledging) past its lease:
+                // the other process takes over, and the stale holder's acknowledgement
+                // is refused.
+                let mut successor = es::subscription::durable(&store, "mail", "b")
+                    .lease(lease)
+                    .poll_interval(std::time::Duration::from_millis(20))
+                    .start()
+                    .await
+                    .unwrap();
+                assert!(successor.generation() > holder.generation());
+                let error = holder.ack(event.cursor).await.unwrap_err();
+                assert!(matches!(error, StoreError::StaleSubscription { .. }), "{error}");
+                // The successor gets the event the stale holder never acknowledged.
+                assert_eq!(successor.next().await.unwrap().unwrap().event_id, event.event_id);
+                // The stale holder's stream ends with the same error at its next renewal.
+                tokio::time::sleep(lease / 2).await;
+                let ended = tokio::time::timeout(std::time::Duration::from_secs(5), holder.next()).await.unwrap();
+                match ended {
+                    Some(Err(StoreError::StaleSubscription { .. })) => assert!(holder.next().await.is_none()),
+                    Some(Ok(next)) => {
+                        // A page read before the takeover may still be handed out; its
+                        // acknowledgement is refused all the same.
+                        assert!(holder.ack(next.cursor).await.is_err());
+                    }
+                    other => panic!("expected the stale holder to be told, got {other:?}"),
+                }
+            }
         }
     };
 }

@@ -6,6 +6,7 @@
 //! and documents in the store, like the database stores.
 
 mod projection;
+mod subscription;
 mod view;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -85,6 +86,8 @@ struct Inner {
     skipped: BTreeMap<u64, (String, String)>,
     /// View documents (JSON) by view name and key.
     views: BTreeMap<(String, String), String>,
+    /// Durable subscriptions: their leases and acknowledged cursors, by name.
+    subscriptions: HashMap<String, subscription::Held>,
 }
 
 impl MemoryStore {
@@ -323,7 +326,7 @@ impl EventStore for MemoryStore {
                 stream_id: stream_id.to_owned(),
                 first_version: appended.version + 1 - appended.cursors.len() as u64,
                 last_version: appended.version,
-                recorded_at: Timestamp::from_unix_micros(crate::clock::now_micros()),
+                recorded_at: Timestamp::from_system_time(std::time::SystemTime::now()),
             };
             inner.commands.insert(key.to_owned(), recorded);
             let events = inner.log.len();

@@ -37,6 +37,7 @@
 mod outbox;
 mod projection;
 mod schema;
+mod subscription;
 mod view;
 
 use std::sync::Arc;

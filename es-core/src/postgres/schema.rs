@@ -20,6 +20,7 @@ pub(crate) struct Sql {
     pub(crate) snapshots: String,
     pub(crate) views: String,
     pub(crate) commands: String,
+    pub(crate) subscriptions: String,
     schema: String,
     /// The channel appends notify on commit, so that relays and projections in any
     /// process wake at once.
@@ -93,6 +94,7 @@ impl Sql {
             snapshots: format!("{prefix}snapshots"),
             views: format!("{prefix}views"),
             commands: format!("{prefix}commands"),
+            subscriptions: format!("{prefix}subscriptions"),
             schema: format!("{prefix}schema"),
             channel: format!("{prefix}appended"),
             append: append.into(),
@@ -105,7 +107,9 @@ impl Sql {
 
     /// The migrations, in order. Never edit a released one: add the next.
     fn migrations(&self) -> Vec<String> {
-        let Sql { events, outbox, checkpoints, skipped, relay_lease, snapshots, views, commands, .. } = self;
+        let Sql {
+            events, outbox, checkpoints, skipped, relay_lease, snapshots, views, commands, subscriptions, ..
+        } = self;
         vec![
             format!(
             "CREATE TABLE {events} (
@@ -191,6 +195,19 @@ impl Sql {
                     recorded_at BIGINT NOT NULL
                 );
                 CREATE INDEX {commands}_recorded_at ON {commands} (recorded_at);"
+            ),
+            // Durable subscriptions: the lease (holder, fencing generation, expiry) and
+            // the cursor acknowledged under it.
+            format!(
+                "CREATE TABLE {subscriptions} (
+                    name TEXT PRIMARY KEY,
+                    owner TEXT NOT NULL,
+                    generation BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    transaction_id xid8 NOT NULL DEFAULT '0',
+                    position BIGINT NOT NULL DEFAULT 0,
+                    updated_at BIGINT NOT NULL
+                );"
             ),
         ]
     }

@@ -259,6 +259,10 @@ pub struct ViewProjection<V> {
     /// The checkpoint's name: `view:<name>`, so that a view never shares a checkpoint
     /// with a hand-written projection of the same name.
     projection: String,
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        allow(dead_code, reason = "read by the SQL stores")
+    )]
     table: String,
     subscriptions: Subscriptions<V>,
 }
@@ -283,6 +287,7 @@ impl<V: View> ViewProjection<V> {
     }
 
     /// The table of views, with the store's prefix (empty for the in-memory store).
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code, reason = "read by the SQL stores"))]
     pub(crate) fn table(&self) -> &str {
         &self.table
     }

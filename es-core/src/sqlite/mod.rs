@@ -33,6 +33,7 @@
 mod outbox;
 mod projection;
 mod schema;
+mod subscription;
 mod view;
 mod worker;
 

@@ -20,6 +20,7 @@ pub(crate) struct Tables {
     pub(crate) snapshots: String,
     pub(crate) views: String,
     pub(crate) commands: String,
+    pub(crate) subscriptions: String,
     pub(crate) schema: String,
 }
 
@@ -35,13 +36,16 @@ impl Tables {
             snapshots: format!("{prefix}snapshots"),
             views: format!("{prefix}views"),
             commands: format!("{prefix}commands"),
+            subscriptions: format!("{prefix}subscriptions"),
             schema: format!("{prefix}schema"),
         })
     }
 
     /// The migrations, in order. Never edit a released one: add the next.
     fn migrations(&self) -> Vec<String> {
-        let Tables { events, outbox, checkpoints, skipped, relay_lease, snapshots, views, commands, .. } = self;
+        let Tables {
+            events, outbox, checkpoints, skipped, relay_lease, snapshots, views, commands, subscriptions, ..
+        } = self;
         vec![
             format!(
                 "CREATE TABLE {events} (
@@ -127,6 +131,18 @@ impl Tables {
                     recorded_at INTEGER NOT NULL
                 ) WITHOUT ROWID;
                 CREATE INDEX {commands}_recorded_at ON {commands} (recorded_at);"
+            ),
+            // Durable subscriptions: the lease (holder, fencing generation, expiry) and
+            // the cursor acknowledged under it.
+            format!(
+                "CREATE TABLE {subscriptions} (
+                    name TEXT PRIMARY KEY,
+                    owner TEXT NOT NULL,
+                    generation INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL,
+                    position INTEGER NOT NULL DEFAULT 0,
+                    updated_at INTEGER NOT NULL
+                ) WITHOUT ROWID;"
             ),
         ]
     }
