@@ -80,6 +80,12 @@ pub enum Command {
     /// Example: es projections reset balances --yes
     Projections(ProjectionsArgs),
 
+    /// Print the state after each event of a stream (an admin binary built with
+    /// `es_cli::App`, which knows the aggregate, only).
+    ///
+    /// Example: admin replay acct-42 --type Account
+    Replay(ReplayArgs),
+
     /// Create or upgrade the schema; with --check, only tell whether an upgrade is
     /// pending (exit 1 if so).
     ///
@@ -96,6 +102,14 @@ pub struct VerifyArgs {
     /// Problems listed in detail; the rest are only counted.
     #[arg(long, default_value_t = 1000)]
     pub max_problems: usize,
+    /// Also decode every event of the registered aggregates and fold each stream
+    /// strictly (an admin binary built with `es_cli::App` only).
+    #[arg(long)]
+    pub decode: bool,
+    /// With --decode, fold each stream twice from fresh decodes and compare the
+    /// states (an admin binary built with `es_cli::App` only).
+    #[arg(long)]
+    pub determinism: bool,
 }
 
 /// `es streams`.
@@ -231,4 +245,14 @@ pub struct MigrateArgs {
     /// Change nothing; exit 1 if an upgrade is pending.
     #[arg(long)]
     pub check: bool,
+}
+
+/// `es replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The stream id.
+    pub id: String,
+    /// The stream type; needed only when the id exists under several types.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub stream_type: Option<String>,
 }

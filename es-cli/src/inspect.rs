@@ -8,7 +8,8 @@ use es_core::{Cursor, EventStore, StoredEvent};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::args::{StreamArgs, StreamsArgs, TailArgs};
+use crate::app::App;
+use crate::args::{ReplayArgs, StreamArgs, StreamsArgs, TailArgs};
 use crate::error::{Failure, Outcome};
 use crate::table::{Table, cell, print_json};
 
@@ -44,12 +45,14 @@ pub async fn streams<S: Admin>(
         })
         .transpose()?;
     let limit = args.limit as usize;
-    let page = store
-        .streams(StreamQuery { stream_type: args.stream_type.clone(), stream_id: None, after, limit })
+    // One more than asked: whether another page follows is then known, not guessed.
+    let mut page = store
+        .streams(StreamQuery { stream_type: args.stream_type.clone(), stream_id: None, after, limit: limit + 1 })
         .await
         .map_err(|e| Failure::store("listing the streams", &e))?;
-    let next =
-        (page.len() == limit).then(|| page.last().map(|s| format!("{}/{}", s.stream_type, s.stream_id))).flatten();
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let next = more.then(|| page.last().map(|s| format!("{}/{}", s.stream_type, s.stream_id))).flatten();
     let lines: Vec<StreamLine> = page
         .into_iter()
         .map(|s| StreamLine {
@@ -142,6 +145,28 @@ fn metadata_text(metadata: &es_core::Metadata) -> String {
     if metadata.is_empty() { "-".into() } else { serde_json::to_string(metadata).unwrap_or_default() }
 }
 
+/// The stream type of stream `id`: the one given, or the only one it exists under.
+async fn stream_type_of<S: Admin>(store: &S, id: &str, given: Option<&String>) -> Result<String, Failure> {
+    if let Some(stream_type) = given {
+        return Ok(stream_type.clone());
+    }
+    let found = store
+        .streams(StreamQuery { stream_id: Some(id.to_owned()), limit: 10, ..StreamQuery::default() })
+        .await
+        .map_err(|e| Failure::store("looking for the stream", &e))?;
+    match found.as_slice() {
+        [] => Err(Failure::Refused(format!("no stream with id {id:?}; list them with `es streams`"))),
+        [one] => Ok(one.stream_type.clone()),
+        several => {
+            let types: Vec<&str> = several.iter().map(|s| s.stream_type.as_str()).collect();
+            Err(Failure::Usage(format!(
+                "stream id {id:?} exists under several types ({}); choose one with --type",
+                types.join(", ")
+            )))
+        }
+    }
+}
+
 /// `es stream`.
 pub async fn stream<S: Admin + EventStore>(
     store: &S,
@@ -149,28 +174,7 @@ pub async fn stream<S: Admin + EventStore>(
     json: bool,
     out: &mut impl Write,
 ) -> Result<Outcome, Failure> {
-    let stream_type = if let Some(stream_type) = &args.stream_type {
-        stream_type.clone()
-    } else {
-        let found = store
-            .streams(StreamQuery { stream_id: Some(args.id.clone()), limit: 10, ..StreamQuery::default() })
-            .await
-            .map_err(|e| Failure::store("looking for the stream", &e))?;
-        match found.as_slice() {
-            [] => {
-                return Err(Failure::Refused(format!("no stream with id {:?}; list them with `es streams`", args.id)));
-            }
-            [one] => one.stream_type.clone(),
-            several => {
-                let types: Vec<&str> = several.iter().map(|s| s.stream_type.as_str()).collect();
-                return Err(Failure::Usage(format!(
-                    "stream id {:?} exists under several types ({}); choose one with --type",
-                    args.id,
-                    types.join(", ")
-                )));
-            }
-        }
-    };
+    let stream_type = stream_type_of(store, &args.id, args.stream_type.as_ref()).await?;
     let events = store
         .read_stream(&stream_type, &args.id, args.from)
         .await
@@ -215,6 +219,58 @@ pub async fn stream<S: Admin + EventStore>(
         }
     }
     Ok(Outcome::Clean)
+}
+
+/// `replay`: the state after each event, with the application's aggregate.
+pub async fn replay<S: Admin + EventStore>(
+    store: &S,
+    app: &App,
+    args: &ReplayArgs,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<Outcome, Failure> {
+    let stream_type = stream_type_of(store, &args.id, args.stream_type.as_ref()).await?;
+    let Some(registered) = app.registered(&stream_type) else {
+        return Err(Failure::Usage(format!(
+            "no aggregate of stream type {stream_type} is registered with this binary (it knows {}); register it with `App::aggregate`",
+            app.stream_types().join(", ")
+        )));
+    };
+    let events = store
+        .read_stream(&stream_type, &args.id, 1)
+        .await
+        .map_err(|e| Failure::store(&format!("reading stream {stream_type}/{}", args.id), &e))?;
+    if events.is_empty() {
+        return Err(Failure::Refused(format!("no stream {stream_type}/{}", args.id)));
+    }
+    let (states, failure) = registered.replay(&args.id, &events);
+    if json {
+        #[derive(Serialize)]
+        struct Step<'a> {
+            version: u64,
+            event_type: &'a str,
+            state: &'a str,
+        }
+        let steps: Vec<Step<'_>> = events
+            .iter()
+            .zip(&states)
+            .map(|(e, state)| Step { version: e.stream_version, event_type: &e.event_type, state })
+            .collect();
+        print_json(out, &steps).map_err(|e| io(&e))?;
+    } else {
+        let mut table = Table::new(vec!["VERSION", "EVENT TYPE", "STATE AFTER IT"]);
+        for (event, state) in events.iter().zip(&states) {
+            table.row(vec![event.stream_version.to_string(), cell(&event.event_type), cell(state)]);
+        }
+        table.print(out).map_err(|e| io(&e))?;
+    }
+    match failure {
+        None => Ok(Outcome::Clean),
+        Some(failure) => {
+            eprintln!("replay stopped: {}", failure.detail);
+            Ok(Outcome::Problems)
+        }
+    }
 }
 
 /// Reads a cursor as `es tail` prints it: `POSITION`, or `COMMIT:POSITION`.

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+mod app;
 pub mod args;
 mod error;
 mod inspect;
@@ -22,6 +23,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+pub use crate::app::App;
 use crate::args::{Cli, Command, MigrateArgs, OutboxAction, ProjectionsAction};
 pub use crate::error::{Failure, Outcome};
 use crate::store::{Access, Store, Target, with_store};
@@ -34,6 +36,10 @@ pub fn main() -> ExitCode {
 
 /// Runs the command line with `args` (the first is the program name).
 pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> ExitCode {
+    run_app(&App::new(), args)
+}
+
+pub(crate) fn run_app(app: &App, args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> ExitCode {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => {
@@ -52,7 +58,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> ExitC
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let outcome = runtime.block_on(execute(&cli, &mut out));
+    let outcome = runtime.block_on(execute(app, &cli, &mut out));
     let flushed = out.flush();
     match outcome {
         Ok(outcome) => {
@@ -72,10 +78,24 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> ExitC
     }
 }
 
-/// Runs one parsed command, writing its data to `out`.
-pub async fn execute(cli: &Cli, out: &mut impl Write) -> Result<Outcome, Failure> {
+/// What the plain binary says when asked for what needs the application's types.
+fn needs_types(what: &str) -> Failure {
+    Failure::Usage(format!(
+        "{what} needs the application's event types, which the plain es binary does not know: build an admin binary with `es_cli::App::new().aggregate::<YourAggregate>().run()` (see the README's \"Operating\" section)"
+    ))
+}
+
+/// Runs one parsed command with `app`'s types registered, writing its data to `out`.
+pub async fn execute(app: &App, cli: &Cli, out: &mut impl Write) -> Result<Outcome, Failure> {
     let target = Target::parse(cli.db.as_deref())?;
     let json = cli.json;
+    match &cli.command {
+        Command::Verify(args) if (args.decode || args.determinism) && app.aggregates.is_empty() => {
+            return Err(needs_types("verify --decode"));
+        }
+        Command::Replay(_) if app.aggregates.is_empty() => return Err(needs_types("replay")),
+        _ => {}
+    }
     if let Command::Migrate(args) = &cli.command {
         return migrate(&target, &cli.prefix, args, json, out).await;
     }
@@ -89,7 +109,8 @@ pub async fn execute(cli: &Cli, out: &mut impl Write) -> Result<Outcome, Failure
     let store = store::open(&target, &cli.prefix, access).await?;
     let commit_order_keys = !matches!(store, Store::Sqlite(_));
     match &cli.command {
-        Command::Verify(args) => with_store!(&store, |s| verify::run(s, args, json, out).await),
+        Command::Verify(args) => with_store!(&store, |s| verify::run(s, app, args, json, out).await),
+        Command::Replay(args) => with_store!(&store, |s| inspect::replay(s, app, args, json, out).await),
         Command::Streams(args) => with_store!(&store, |s| inspect::streams(s, args, json, out).await),
         Command::Stream(args) => with_store!(&store, |s| inspect::stream(s, args, json, out).await),
         Command::Tail(args) => with_store!(&store, |s| inspect::tail(s, args, commit_order_keys, json, out).await),

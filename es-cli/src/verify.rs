@@ -9,11 +9,14 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use es_core::Metadata;
-use es_core::admin::{Admin, RawEvent, StreamRow};
+use std::collections::BTreeSet;
+
+use es_core::admin::{Admin, RawEvent, StreamQuery, StreamRow};
+use es_core::{EventStore, Metadata};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
+use crate::app::App;
 use crate::args::VerifyArgs;
 use crate::error::{Failure, Outcome};
 use crate::table::cell;
@@ -121,8 +124,15 @@ fn progress(length: u64, message: &'static str) -> ProgressBar {
     bar
 }
 
-/// Runs every check and prints the report; exits 1 when anything is wrong.
-pub async fn run<S: Admin>(store: &S, args: &VerifyArgs, json: bool, out: &mut impl Write) -> Result<Outcome, Failure> {
+/// Runs every check and prints the report; exits 1 when anything is wrong. With
+/// `--decode`, the streams of `app`'s aggregates are also decoded and folded.
+pub async fn run<S: Admin + EventStore>(
+    store: &S,
+    app: &App,
+    args: &VerifyArgs,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<Outcome, Failure> {
     let started = Instant::now();
     let mut report = Report { limit: args.max_problems, ..Report::default() };
     let page = args.page_size as usize;
@@ -132,11 +142,17 @@ pub async fn run<S: Admin>(store: &S, args: &VerifyArgs, json: bool, out: &mut i
     let estimate = u64::try_from(head.position).unwrap_or(0);
 
     scan_log(store, page, estimate, &mut report).await?;
-    let stream_rows = scan_streams(store, page, estimate, &mut report).await?;
+    let (stream_rows, stream_types) = scan_streams(store, page, estimate, &mut report).await?;
     check_duplicate_ids(store, &mut report).await?;
     check_outbox(store, page, &mut report).await?;
     check_checkpoints(store, head.position, &mut report).await?;
     check_snapshots(store, page, &mut report).await?;
+    if args.decode || args.determinism {
+        check_decoding(store, app, page, args.determinism, &mut report).await?;
+        for unknown in stream_types.iter().filter(|t| app.registered(t).is_none()) {
+            eprintln!("streams of type {} were not decoded: no aggregate of that type is registered", cell(unknown));
+        }
+    }
 
     let elapsed = started.elapsed().max(Duration::from_micros(1));
     report.seconds = elapsed.as_secs_f64();
@@ -230,10 +246,17 @@ fn check_row(row: &RawEvent, report: &mut Report) {
 }
 
 /// The rows in stream order: each stream's versions are 1..n, each after the one
-/// before it in the log. Returns the rows read.
-async fn scan_streams<S: Admin>(store: &S, page: usize, estimate: u64, report: &mut Report) -> Result<u64, Failure> {
+/// before it in the log. Returns the rows read and the stream types met (a handful,
+/// whatever the size of the store).
+async fn scan_streams<S: Admin>(
+    store: &S,
+    page: usize,
+    estimate: u64,
+    report: &mut Report,
+) -> Result<(u64, BTreeSet<String>), Failure> {
     let bar = progress(estimate, "checking streams");
     let mut previous: Option<StreamRow> = None;
+    let mut types = BTreeSet::new();
     let mut read = 0_u64;
     loop {
         let rows = store
@@ -245,6 +268,9 @@ async fn scan_streams<S: Admin>(store: &S, page: usize, estimate: u64, report: &
         bar.inc(rows.len() as u64);
         for row in rows {
             check_succession(previous.as_ref(), &row, report);
+            if previous.as_ref().is_none_or(|p| p.stream_type != row.stream_type) {
+                types.insert(row.stream_type.clone());
+            }
             previous = Some(row);
         }
         if !full {
@@ -252,7 +278,62 @@ async fn scan_streams<S: Admin>(store: &S, page: usize, estimate: u64, report: &
         }
     }
     bar.finish_and_clear();
-    Ok(read)
+    Ok((read, types))
+}
+
+/// Decodes and folds every stream of every registered aggregate, one stream in
+/// memory at a time.
+async fn check_decoding<S: Admin + EventStore>(
+    store: &S,
+    app: &App,
+    page: usize,
+    determinism: bool,
+    report: &mut Report,
+) -> Result<(), Failure> {
+    for stream_type in app.stream_types() {
+        let Some(registered) = app.registered(stream_type) else { continue };
+        let mut after = None;
+        loop {
+            let query =
+                StreamQuery { stream_type: Some(stream_type.to_owned()), after, limit: page, ..StreamQuery::default() };
+            let streams = store
+                .streams(query)
+                .await
+                .map_err(|e| Failure::store(&format!("listing the streams of type {stream_type}"), &e))?;
+            let full = streams.len() == page;
+            after = streams.last().map(|s| (s.stream_type.clone(), s.stream_id.clone()));
+            for stream in streams {
+                let problem = |kind, version: Option<u64>, position: Option<u64>, detail: String| Problem {
+                    kind,
+                    stream_type: Some(stream_type.to_owned()),
+                    stream_id: Some(stream.stream_id.clone()),
+                    version: version.and_then(|v| i64::try_from(v).ok()),
+                    position: position.and_then(|p| i64::try_from(p).ok()),
+                    projection: None,
+                    detail,
+                };
+                let events = match store.read_stream(stream_type, &stream.stream_id, 1).await {
+                    Ok(events) => events,
+                    // The row-level checks above already name what is wrong with it.
+                    Err(error) => {
+                        report.add(problem("unreadable_stream", None, None, error.to_string()));
+                        continue;
+                    }
+                };
+                if let Err(failure) = registered.check(&stream.stream_id, &events, determinism) {
+                    let position = failure
+                        .version
+                        .and_then(|v| events.iter().find(|e| e.stream_version == v))
+                        .map(|e| e.cursor.position);
+                    report.add(problem(failure.kind, failure.version, position, failure.detail));
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks `row` against the row before it in stream order.
@@ -276,13 +357,15 @@ fn check_succession(previous: Option<&StreamRow>, row: &StreamRow, report: &mut 
             row.stream_version, before.position, row.position
         )));
     } else if row.stream_version != before.stream_version + 1 && before.stream_version >= 1 {
-        report.add(problem("version_gap").detail(format!(
-            "expected version {}, got {} (versions {}..{} are missing)",
-            before.stream_version + 1,
-            row.stream_version,
-            before.stream_version + 1,
-            row.stream_version - 1
-        )));
+        let (first, last) = (before.stream_version + 1, row.stream_version - 1);
+        let missing = if first == last {
+            format!("version {first} is missing")
+        } else {
+            format!("versions {first}..={last} are missing")
+        };
+        report.add(
+            problem("version_gap").detail(format!("expected version {first}, got {}: {missing}", row.stream_version)),
+        );
     }
     if row.position <= before.position {
         report.add(problem("position_out_of_order").detail(format!(
