@@ -9,7 +9,8 @@
 //! the whole run. Rounds alternate which side goes first; the figures are medians.
 //!
 //! Run: `cargo bench -p es-cli --bench verify` (1,000,000 events in 10,000 streams; add
-//! `-- --quick` for a smoke run with 20,000 events, `-- --events N` for another size).
+//! `-- --quick` for a smoke run with 20,000 events, `-- --events N` for another size,
+//! `-- --page-size N` for verify's page size, 2000 by default as in `es verify`).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -73,9 +74,9 @@ fn plain_select(path: &Path) -> Result<u64, BoxError> {
     Ok(count)
 }
 
-async fn run_verify(path: &Path) -> Result<(), BoxError> {
+async fn run_verify(path: &Path, page_size: u32) -> Result<(), BoxError> {
     let store = SqliteOptions::new(path).open_read_only().await?;
-    let args = VerifyArgs { page_size: 2000, max_problems: 1000, decode: false, determinism: false };
+    let args = VerifyArgs { page_size, max_problems: 1000, decode: false, determinism: false };
     let outcome = verify::run(&store, &es_cli::App::new(), &args, false, &mut std::io::sink()).await?;
     assert_eq!(outcome, es_cli::Outcome::Clean, "the benchmark's store is sound");
     Ok(())
@@ -90,6 +91,7 @@ fn main() -> Result<(), BoxError> {
     let quick = std::env::args().any(|a| a == "--quick");
     let events: u64 = arg("--events").map_or(Ok(if quick { 20_000 } else { 1_000_000 }), |n| n.parse())?;
     let rounds = if quick { 1 } else { 5 };
+    let page_size: u32 = arg("--page-size").map_or(Ok(2000), |n| n.parse())?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("events.db");
@@ -107,7 +109,7 @@ fn main() -> Result<(), BoxError> {
         };
         let time_verify = || -> Result<Duration, BoxError> {
             let start = Instant::now();
-            runtime.block_on(run_verify(&path))?;
+            runtime.block_on(run_verify(&path, page_size))?;
             Ok(start.elapsed())
         };
         let (select, verify) = if round % 2 == 0 {

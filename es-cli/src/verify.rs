@@ -101,6 +101,16 @@ pub struct Report {
 }
 
 impl Report {
+    /// Adds what another part of the run found.
+    fn absorb(&mut self, other: Report) {
+        self.events += other.events;
+        self.streams += other.streams;
+        self.problems_found += other.problems_found - other.problems.len() as u64;
+        for problem in other.problems {
+            self.add(problem);
+        }
+    }
+
     fn add(&mut self, problem: Problem) {
         self.problems_found += 1;
         if self.problems.len() < self.limit {
@@ -110,17 +120,16 @@ impl Report {
 }
 
 /// A progress bar on stderr when it is a terminal, nothing otherwise.
-fn progress(length: u64, message: &'static str) -> ProgressBar {
+fn progress(length: u64) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(length), ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template("{msg:<18} [{bar:30}] {human_pos}/{human_len} rows  {per_sec}  ETA {eta}")
+        ProgressStyle::with_template("verifying [{bar:30}] {human_pos}/{human_len} rows  {per_sec}  ETA {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    bar.set_message(message);
     bar
 }
 
@@ -141,8 +150,16 @@ pub async fn run<S: Admin + EventStore>(
     // row count, and costs no count of a large table.
     let estimate = u64::try_from(head.position).unwrap_or(0);
 
-    scan_log(store, page, estimate, &mut report).await?;
-    let (stream_rows, stream_types) = scan_streams(store, page, estimate, &mut report).await?;
+    // The two scans run side by side, each on a connection of its own (the stores
+    // keep at least two), with one progress bar for both.
+    let bar = progress(estimate.saturating_mul(2));
+    let mut stream_report = Report { limit: args.max_problems, ..Report::default() };
+    let (log, streams) =
+        tokio::join!(scan_log(store, page, &bar, &mut report), scan_streams(store, page, &bar, &mut stream_report));
+    bar.finish_and_clear();
+    log?;
+    let (stream_rows, stream_types) = streams?;
+    report.absorb(stream_report);
     check_duplicate_ids(store, &mut report).await?;
     check_outbox(store, page, &mut report).await?;
     check_checkpoints(store, head.position, &mut report).await?;
@@ -187,25 +204,36 @@ fn print(report: &Report, json: bool, out: &mut impl Write) -> std::io::Result<(
     )
 }
 
-/// The global log in position order: every value of every row.
-async fn scan_log<S: Admin>(store: &S, page: usize, estimate: u64, report: &mut Report) -> Result<(), Failure> {
-    let bar = progress(estimate, "checking events");
-    let mut after = i64::MIN;
+/// The global log in position order: every value of every row. The next page is
+/// read while this one is checked.
+async fn scan_log<S: Admin>(store: &S, page: usize, bar: &ProgressBar, report: &mut Report) -> Result<(), Failure> {
+    let fetch = |after| async move {
+        store.scan_events(after, page).await.map_err(|e| Failure::store("reading the events", &e))
+    };
+    let mut rows = fetch(i64::MIN).await?;
     loop {
-        let rows = store.scan_events(after, page).await.map_err(|e| Failure::store("reading the events", &e))?;
-        let Some(last) = rows.last() else { break };
-        after = last.position;
-        for row in &rows {
-            check_row(row, report);
-        }
-        report.events += rows.len() as u64;
-        bar.inc(rows.len() as u64);
-        if rows.len() < page {
-            break;
+        let after = (rows.len() == page).then(|| rows.last().map(|row| row.position)).flatten();
+        let next = async {
+            match after {
+                Some(after) => fetch(after).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        // `join!` polls the fetch first, which hands the query to its connection;
+        // the checks then run here meanwhile.
+        let check = async {
+            for row in &rows {
+                check_row(row, report);
+            }
+            report.events += rows.len() as u64;
+            bar.inc(rows.len() as u64);
+        };
+        let (next, ()) = tokio::join!(next, check);
+        match next? {
+            Some(next) => rows = next,
+            None => return Ok(()),
         }
     }
-    bar.finish_and_clear();
-    Ok(())
 }
 
 /// The checks of one row's values.
@@ -251,34 +279,42 @@ fn check_row(row: &RawEvent, report: &mut Report) {
 async fn scan_streams<S: Admin>(
     store: &S,
     page: usize,
-    estimate: u64,
+    bar: &ProgressBar,
     report: &mut Report,
 ) -> Result<(u64, BTreeSet<String>), Failure> {
-    let bar = progress(estimate, "checking streams");
+    let fetch = |after| async move {
+        store.scan_stream_versions(after, page).await.map_err(|e| Failure::store("reading the streams", &e))
+    };
     let mut previous: Option<StreamRow> = None;
     let mut types = BTreeSet::new();
     let mut read = 0_u64;
+    let mut rows = fetch(None).await?;
     loop {
-        let rows = store
-            .scan_stream_versions(previous.clone(), page)
-            .await
-            .map_err(|e| Failure::store("reading the streams", &e))?;
-        let full = rows.len() == page;
-        read += rows.len() as u64;
-        bar.inc(rows.len() as u64);
-        for row in rows {
-            check_succession(previous.as_ref(), &row, report);
-            if previous.as_ref().is_none_or(|p| p.stream_type != row.stream_type) {
-                types.insert(row.stream_type.clone());
+        let after = if rows.len() == page { rows.last().cloned() } else { None };
+        let next = async {
+            match after {
+                Some(after) => fetch(Some(after)).await.map(Some),
+                None => Ok(None),
             }
-            previous = Some(row);
-        }
-        if !full {
-            break;
+        };
+        // As for the log: the next page is read while this one is checked.
+        let check = async {
+            read += rows.len() as u64;
+            bar.inc(rows.len() as u64);
+            for row in rows {
+                check_succession(previous.as_ref(), &row, report);
+                if previous.as_ref().is_none_or(|p| p.stream_type != row.stream_type) {
+                    types.insert(row.stream_type.clone());
+                }
+                previous = Some(row);
+            }
+        };
+        let (next, ()) = tokio::join!(next, check);
+        match next? {
+            Some(next) => rows = next,
+            None => return Ok((read, types)),
         }
     }
-    bar.finish_and_clear();
-    Ok((read, types))
 }
 
 /// Decodes and folds every stream of every registered aggregate, one stream in

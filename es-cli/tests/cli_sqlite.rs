@@ -124,6 +124,11 @@ async fn a_repeated_version_is_reported() {
     let run = verify(&path);
     assert_reports(&run, "version_repeated", "stream Account/a-2 version 2 (position 7)");
     assert!(run.stdout.contains("version 2 is stored twice (positions 5 and 7)"), "{}", run.stdout);
+    // Also when the repeat starts a new page: the keyset goes on to the position.
+    for page in ["1", "5"] {
+        let run = es(&["verify", "--page-size", page, "--db", path.to_str().unwrap()]);
+        assert_reports(&run, "version_repeated", "stream Account/a-2 version 2 (position 7)");
+    }
 }
 
 #[tokio::test]
