@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use es_core::admin::{Admin, RawEvent, StreamQuery, StreamRow};
 use es_core::{EventStore, Metadata};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde::Serialize;
 
 use crate::app::App;
@@ -126,8 +126,11 @@ fn progress(length: u64) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(length), ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template("verifying [{bar:30}] {human_pos}/{human_len} rows  {per_sec}  ETA {eta}")
+        ProgressStyle::with_template("verifying [{bar:25}] {human_pos}/{human_len} rows  {rate}  ETA {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} rows/s", state.per_sec());
+            })
             .progress_chars("=> "),
     );
     bar
