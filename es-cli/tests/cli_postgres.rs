@@ -109,7 +109,9 @@ async fn gaps_repeats_and_bad_payloads_are_reported() {
     .await;
     let run = cli(&prefix, &["verify"]);
     assert_reports(&run, "version_gap", "stream Account/a-1 version 3 (position 3)");
-    assert_reports(&run, "version_repeated", "stream Account/a-2 version 2 (position 7)");
+    // Rows sharing a key come in either order on PostgreSQL: the repeat is named, not
+    // which of its two rows came second.
+    assert_reports(&run, "version_repeated", "stream Account/a-2 version 2");
     assert_reports(&run, "duplicate_event_id", "stream Account/a-2 version 2 (position 7)");
     assert_reports(&run, "invalid_payload", "stream Account/a-2 version 2 (position 7)");
     drop_tables(&store).await;

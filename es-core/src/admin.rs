@@ -217,9 +217,13 @@ pub trait Admin: Send + Sync {
     fn scan_events(&self, after: i64, limit: usize) -> impl Future<Output = Result<Vec<RawEvent>, StoreError>> + Send;
 
     /// Up to `limit` rows after `after` in the order of streams (stream type, stream
-    /// id, stream version, position): what a check of versions 1..n walks. Rows whose
-    /// key columns have another type than the library writes are left out (SQLite);
-    /// [`scan_events`](Self::scan_events) reports them.
+    /// id, stream version): what a check of versions 1..n walks, along the unique
+    /// index on those columns. SQLite breaks ties by position; PostgreSQL pages by
+    /// the index's key alone, so that each page is one index range (rows can share
+    /// that key only where its constraint was dropped, and such a pair split by a page
+    /// boundary is not seen as one). Rows whose key columns have another type than
+    /// the library writes are left out (SQLite); [`scan_events`](Self::scan_events)
+    /// reports them.
     fn scan_stream_versions(
         &self,
         after: Option<StreamRow>,

@@ -88,13 +88,16 @@ impl Admin for PgStore {
     }
 
     async fn scan_stream_versions(&self, after: Option<StreamRow>, limit: usize) -> Result<Vec<StreamRow>, StoreError> {
-        // COLLATE "C" on both sides: the keyset must compare exactly as the ORDER BY
-        // sorts, whatever the database's collation.
+        // The keyset is the unique (stream_type, stream_id, stream_version) index's
+        // own key, in the columns' own collation, so that each page is one index range
+        // that stops at the limit: ordering by the position too, or in another
+        // collation, would sort the whole table for every page. (Two rows can share
+        // that key only where the constraint was dropped.)
         let rows = match after {
             None => {
                 sqlx::query(AssertSqlSafe(format!(
                     "SELECT stream_type, stream_id, stream_version, position FROM {}
-                 ORDER BY stream_type COLLATE \"C\", stream_id COLLATE \"C\", stream_version, position LIMIT $1",
+                     ORDER BY stream_type, stream_id, stream_version LIMIT $1",
                     self.sql.events
                 )))
                 .bind(to_i64(limit))
@@ -104,15 +107,13 @@ impl Admin for PgStore {
             Some(after) => {
                 sqlx::query(AssertSqlSafe(format!(
                     "SELECT stream_type, stream_id, stream_version, position FROM {}
-                 WHERE (stream_type COLLATE \"C\", stream_id COLLATE \"C\", stream_version, position)
-                       > ($1 COLLATE \"C\", $2 COLLATE \"C\", $3, $4)
-                 ORDER BY stream_type COLLATE \"C\", stream_id COLLATE \"C\", stream_version, position LIMIT $5",
+                     WHERE (stream_type, stream_id, stream_version) > ($1, $2, $3)
+                     ORDER BY stream_type, stream_id, stream_version LIMIT $4",
                     self.sql.events
                 )))
                 .bind(after.stream_type)
                 .bind(after.stream_id)
                 .bind(after.stream_version)
-                .bind(after.position)
                 .bind(to_i64(limit))
                 .fetch_all(self.pool())
                 .await
@@ -189,9 +190,9 @@ impl Admin for PgStore {
                         COALESCE((SELECT MAX(e.stream_version) FROM {events} e
                                   WHERE e.stream_type = s.stream_type AND e.stream_id = s.stream_id), 0) AS stream_version
                  FROM {snapshots} s
-                 WHERE (s.stream_type COLLATE \"C\", s.stream_id COLLATE \"C\") > ($1 COLLATE \"C\", $2 COLLATE \"C\")
+                 WHERE (s.stream_type, s.stream_id) > ($1, $2)
              ) ahead WHERE snapshot_version > stream_version
-             ORDER BY stream_type COLLATE \"C\", stream_id COLLATE \"C\" LIMIT $3",
+             ORDER BY stream_type, stream_id LIMIT $3",
             events = self.sql.events,
             snapshots = self.sql.snapshots
         )))
@@ -222,11 +223,11 @@ impl Admin for PgStore {
              FROM (SELECT stream_type, stream_id, MAX(stream_version) AS version, COUNT(*) AS events,
                           MAX(position) AS last
                    FROM {events}
-                   WHERE (stream_type COLLATE \"C\", stream_id COLLATE \"C\") > ($1 COLLATE \"C\", $2 COLLATE \"C\")
+                   WHERE (stream_type, stream_id) > ($1, $2)
                      AND ($3::text IS NULL OR stream_type = $3) AND ($4::text IS NULL OR stream_id = $4)
                    GROUP BY stream_type, stream_id
-                   ORDER BY stream_type COLLATE \"C\", stream_id COLLATE \"C\" LIMIT $5) g
-             ORDER BY g.stream_type COLLATE \"C\", g.stream_id COLLATE \"C\""
+                   ORDER BY stream_type, stream_id LIMIT $5) g
+             ORDER BY g.stream_type, g.stream_id"
         )))
         .bind(after_type)
         .bind(after_id)
@@ -262,7 +263,7 @@ impl Admin for PgStore {
                     (SELECT e.occurred_at FROM {events} e WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position)
                      ORDER BY e.transaction_id, e.position LIMIT 1),
                     (SELECT COUNT(*) FROM {skipped} s WHERE s.consumer = 'projection:' || c.projection)
-             FROM {checkpoints} c ORDER BY c.projection COLLATE \"C\""
+             FROM {checkpoints} c ORDER BY c.projection"
         )))
         .fetch_all(self.pool())
         .await
