@@ -446,3 +446,24 @@ async fn an_empty_file_has_no_es_tables() {
     es(&["migrate", "--db", path.to_str().unwrap()]).expect_code(0);
     verify(&path).expect_code(0);
 }
+
+#[tokio::test]
+async fn the_database_comes_from_es_database_and_the_tables_from_the_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let store = es_core::sqlite::SqliteOptions::new(&path).table_prefix("billing_").open().await.unwrap();
+    seed(&store).await;
+    drop(store);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_es"))
+        .args(["streams", "--json", "--prefix", "billing_"])
+        .env("ES_DATABASE", &path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let page: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(page["streams"].as_array().unwrap().len(), 3);
+    // The default prefix finds no tables there, and says what to check.
+    let run = verify(&path).expect_code(2);
+    assert!(run.stderr.contains("check --db and --prefix"), "{}", run.stderr);
+    es(&["verify", "--prefix", "billing_", "--db", path.to_str().unwrap()]).expect_code(0);
+}
