@@ -101,6 +101,27 @@ async fn under_stop_the_first_pass_commits_what_came_before_the_failure_and_noth
 }
 
 #[tokio::test]
+async fn a_deleted_checkpoint_rebuilds_the_read_model_from_the_first_event() {
+    use es::admin::Admin;
+    let store = pg::fresh_store().await;
+    let table = store.table("balances");
+    store.append("Account", "a", ExpectedVersion::NoStream, deposits(&[1, 2])).await.unwrap();
+    let mut runner = ProjectionRunner::new(store.clone(), Balances { table: table.clone() });
+    runner.catch_up().await.unwrap();
+    assert_eq!(balances(&store, &table).await, vec![("a".to_owned(), 3)]);
+    // What `es projections reset` does, while the runner lives on: only the
+    // checkpoint goes.
+    assert!(store.reset_projection("balances").await.unwrap());
+    store.append("Account", "a", ExpectedVersion::Exact(2), deposits(&[4])).await.unwrap();
+    let report = runner.catch_up().await.unwrap();
+    assert_eq!(report.applied, 3);
+    // Emptied first, then every event once: not 3 + 7.
+    assert_eq!(balances(&store, &table).await, vec![("a".to_owned(), 7)]);
+    drop_read_model(&store, &table).await;
+    pg::drop_tables(&store).await;
+}
+
+#[tokio::test]
 async fn record_and_skip_undoes_only_the_failing_events_writes_and_goes_on() {
     let store = pg::fresh_store().await;
     let table = store.table("balances");

@@ -73,6 +73,25 @@ async fn balances(store: &SqliteStore) -> Vec<(String, i64)> {
 }
 
 #[tokio::test]
+async fn a_deleted_checkpoint_rebuilds_the_read_model_from_the_first_event() {
+    use es::admin::Admin;
+    let store = store().await;
+    store.append("Account", "a", ExpectedVersion::NoStream, events(&[deposit(1), deposit(2)])).await.unwrap();
+    let mut runner = ProjectionRunner::new(store.clone(), Balances);
+    runner.catch_up().await.unwrap();
+    assert_eq!(balances(&store).await, vec![("a".to_owned(), 3)]);
+    // What `es projections reset` does, while the runner lives on: only the
+    // checkpoint goes.
+    assert!(store.reset_projection("balances").await.unwrap());
+    store.append("Account", "a", ExpectedVersion::Exact(2), events(&[deposit(4)])).await.unwrap();
+    let report = runner.catch_up().await.unwrap();
+    assert_eq!(report.applied, 3);
+    // Emptied first, then every event once: not 3 + 7.
+    assert_eq!(balances(&store).await, vec![("a".to_owned(), 7)]);
+    assert!(!store.reset_projection("nobody").await.unwrap());
+}
+
+#[tokio::test]
 async fn a_restarted_projection_resumes_strictly_after_its_checkpoint() {
     let store = store().await;
     store.append("Account", "a", ExpectedVersion::NoStream, events(&[deposit(1), deposit(2)])).await.unwrap();

@@ -1,6 +1,8 @@
 //! Runtime of `es`: events, aggregates, envelopes, stores, rehydration and commands.
 //! Use it through the `es` facade.
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub mod admin;
 pub mod aggregate;
 pub mod clock;
 pub mod command;

@@ -34,6 +34,7 @@
 //! append is refused as a [`StoreError::Conflict`] (retry it in a new transaction),
 //! which keeps every stream's versions in the same order as the global log.
 
+mod admin;
 mod outbox;
 mod projection;
 mod schema;
@@ -119,19 +120,30 @@ pub struct PgOptions {
     connections: Connections,
     table_prefix: String,
     max_connections: u32,
+    connect_timeout: std::time::Duration,
 }
 
 impl PgOptions {
     /// Options for the server at `url`: a pool of up to 10 connections.
     pub fn new(url: impl Into<String>) -> Self {
-        Self { connections: Connections::Url(url.into()), table_prefix: "es_".into(), max_connections: 10 }
+        Self {
+            connections: Connections::Url(url.into()),
+            table_prefix: "es_".into(),
+            max_connections: 10,
+            connect_timeout: std::time::Duration::from_secs(30),
+        }
     }
 
     /// Options for the application's own pool, so that its transactions and the
     /// store's share connections.
     #[must_use]
     pub fn with_pool(pool: PgPool) -> Self {
-        Self { connections: Connections::Pool(pool), table_prefix: "es_".into(), max_connections: 10 }
+        Self {
+            connections: Connections::Pool(pool),
+            table_prefix: "es_".into(),
+            max_connections: 10,
+            connect_timeout: std::time::Duration::from_secs(30),
+        }
     }
 
     /// The prefix of every table `es` creates (default `es_`): 1 to 32 ASCII letters,
@@ -150,20 +162,63 @@ impl PgOptions {
         self
     }
 
+    /// How long the pool made from a URL waits for a connection before giving up
+    /// (default 30 seconds, retrying meanwhile; ignored with
+    /// [`with_pool`](Self::with_pool)). A tool that should fail fast on a server that
+    /// is down sets a few seconds.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    async fn pool(&self, read_only: bool) -> Result<PgPool, StoreError> {
+        match &self.connections {
+            Connections::Pool(pool) => Ok(pool.clone()),
+            Connections::Url(url) => {
+                let mut options: PgConnectOptions = url.parse().map_err(backend)?;
+                if read_only {
+                    // The server refuses every write in these sessions.
+                    options = options.options([("default_transaction_read_only", "on")]);
+                }
+                PgPoolOptions::new()
+                    .max_connections(self.max_connections)
+                    .acquire_timeout(self.connect_timeout)
+                    .connect_with(options)
+                    .await
+                    .map_err(backend)
+            }
+        }
+    }
+
+    /// Opens the store read-only: nothing is created or migrated, and (for a store
+    /// made from a URL) the server refuses every write in its sessions. Refuses a
+    /// database without the tables and a schema other than this release's (older:
+    /// migrate it first; newer: upgrade `es`). For tools that inspect a store services
+    /// are using.
+    pub async fn open_read_only(self) -> Result<PgStore, StoreError> {
+        let sql = Sql::new(&self.table_prefix)?;
+        let pool = self.pool(true).await?;
+        let mut connection = pool.acquire().await.map_err(backend)?;
+        let database = format!("the database (tables {}*)", self.table_prefix);
+        sql.status(&mut connection).await?.require_current("postgres", &database)?;
+        drop(connection);
+        Ok(PgStore { pool, sql: Arc::new(sql), listening: Arc::default() })
+    }
+
+    /// Where the database's schema stands compared with this release's, without
+    /// creating or changing anything.
+    pub async fn schema_status(self) -> Result<crate::admin::SchemaStatus, StoreError> {
+        let sql = Sql::new(&self.table_prefix)?;
+        let pool = self.pool(true).await?;
+        let mut connection = pool.acquire().await.map_err(backend)?;
+        sql.status(&mut connection).await
+    }
+
     /// Opens the store: connects, then creates or migrates the schema.
     pub async fn open(self) -> Result<PgStore, StoreError> {
         let sql = Sql::new(&self.table_prefix)?;
-        let pool = match self.connections {
-            Connections::Pool(pool) => pool,
-            Connections::Url(url) => {
-                let options: PgConnectOptions = url.parse().map_err(backend)?;
-                PgPoolOptions::new()
-                    .max_connections(self.max_connections)
-                    .connect_with(options)
-                    .await
-                    .map_err(backend)?
-            }
-        };
+        let pool = self.pool(false).await?;
         let mut connection = pool.acquire().await.map_err(backend)?;
         sql.migrate(&mut connection).await?;
         drop(connection);

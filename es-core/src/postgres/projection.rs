@@ -49,7 +49,9 @@ pub trait Projection: Send + 'static {
         event: &StoredEvent,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 
-    /// Empties the read model, for a rebuild from the first event.
+    /// Empties the read model, for a rebuild from the first event. The runner also
+    /// calls it before the first event it applies without a checkpoint (so deleting
+    /// the checkpoint, as `es projections reset` does, rebuilds the read model).
     fn reset(&mut self, tx: &mut PgConnection) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
@@ -177,6 +179,9 @@ impl<P: Projection> ProjectionRunner<P> {
         let rows = super::read_log(&sql, &mut tx, checkpoint.cursor, self.settings.batch_size)
             .await
             .map_err(|e| self.store_error(e))?;
+        if start.is_none() && !rows.is_empty() {
+            self.reset_read_model(&mut tx).await?;
+        }
         let gaps = self.version_gaps(&mut tx, &rows).await?;
         // A savepoint per event only where the policy needs one: to undo a failing
         // handler's writes alone and go on. Under `Stop`, a failure rolls the whole
@@ -234,8 +239,11 @@ impl<P: Projection> ProjectionRunner<P> {
             // Another runner moved on meanwhile; it meets the same event.
             return Err(failure);
         }
-        // The failed pass's setup was rolled back with it.
+        // The failed pass's setup (and reset) was rolled back with it.
         self.setup_once(&mut tx).await?;
+        if start.is_none() {
+            self.reset_read_model(&mut tx).await?;
+        }
         let mut last = None;
         for (cursor, row) in before {
             let Ok(event) = row else { return Err(failure) };
@@ -251,6 +259,17 @@ impl<P: Projection> ProjectionRunner<P> {
     }
 
     /// Runs the projection's setup in `tx` until a pass with it has committed.
+    /// Before the first event applied without a checkpoint: nothing is applied yet, so
+    /// whatever the read model holds is left from before its checkpoint was deleted
+    /// (`es projections reset`), and would otherwise see every event a second time.
+    async fn reset_read_model(&mut self, tx: &mut PgConnection) -> Result<(), ProjectionError> {
+        self.projection.reset(tx).await.map_err(|e| ProjectionError::Unreadable {
+            projection: self.name.clone(),
+            position: PositionDisplay(0),
+            reason: format!("reset failed: {e}"),
+        })
+    }
+
     async fn setup_once(&mut self, tx: &mut PgConnection) -> Result<(), ProjectionError> {
         if self.ready {
             return Ok(());

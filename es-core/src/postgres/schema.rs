@@ -212,6 +212,31 @@ impl Sql {
         ]
     }
 
+    /// Where the database's schema stands, without changing anything.
+    pub(crate) async fn status(&self, connection: &mut PgConnection) -> Result<crate::admin::SchemaStatus, StoreError> {
+        // to_regclass follows the search path, as the store's own statements do.
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(&self.schema)
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(super::backend)?;
+        let current: i32 = if exists {
+            sqlx::query_scalar(AssertSqlSafe(format!("SELECT COALESCE(MAX(version), 0) FROM {}", self.schema)))
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(super::backend)?
+        } else {
+            0
+        };
+        Ok(crate::admin::SchemaStatus {
+            current: u32::try_from(current).map_err(|_| StoreError::Corrupt {
+                location: format!("table {}", self.schema),
+                reason: format!("schema version {current} is negative"),
+            })?,
+            latest: u32::try_from(self.migrations().len()).unwrap_or(u32::MAX),
+        })
+    }
+
     /// Creates or migrates the schema. Concurrent instances serialise on an advisory
     /// lock, so exactly one of them applies each migration.
     pub(crate) async fn migrate(&self, connection: &mut PgConnection) -> Result<(), StoreError> {

@@ -30,6 +30,7 @@
 //! If the closure returns an error (or panics), nothing of it is written: no
 //! business row, no event, no outbox row, so nothing is ever delivered.
 
+mod admin;
 mod outbox;
 mod projection;
 mod schema;
@@ -136,12 +137,39 @@ impl SqliteOptions {
             .map_err(|error| StoreError::Backend { backend: "sqlite", source: Box::new(error) })?
     }
 
+    /// Opens the store read-only: nothing is created or migrated, and every write
+    /// through it fails. Refuses a missing database and a schema other than this
+    /// release's (older: migrate it first; newer: upgrade `es`). For tools that
+    /// inspect a store a service is using.
+    pub async fn open_read_only(self) -> Result<SqliteStore, StoreError> {
+        tokio::task::spawn_blocking(move || SqliteStore::open_read_only_blocking(&self))
+            .await
+            .map_err(|error| StoreError::Backend { backend: "sqlite", source: Box::new(error) })?
+    }
+
+    /// Where the database's schema stands compared with this release's, without
+    /// creating or changing anything (a missing database is an error).
+    pub async fn schema_status(self) -> Result<crate::admin::SchemaStatus, StoreError> {
+        tokio::task::spawn_blocking(move || {
+            let tables = Tables::new(&self.table_prefix)?;
+            tables.status(&self.connect(true)?)
+        })
+        .await
+        .map_err(|error| StoreError::Backend { backend: "sqlite", source: Box::new(error) })?
+    }
+
     fn connect(&self, read_only: bool) -> Result<Connection, StoreError> {
         let flags = if read_only {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
         } else {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
+        if read_only && !self.path.exists() {
+            return Err(StoreError::Backend {
+                backend: "sqlite",
+                source: format!("no database at {}; check the path", self.path.display()).into(),
+            });
+        }
         let connection = Connection::open_with_flags(&self.path, flags).map_err(|error| StoreError::Backend {
             backend: "sqlite",
             source: format!("cannot open {}: {error}", self.path.display()).into(),
@@ -209,6 +237,29 @@ impl SqliteStore {
                 tables,
                 writer: Workers::start("writer", vec![writer])?,
                 readers: Workers::start("reader", readers)?,
+                head,
+                checkpoints: watch::channel(0).0,
+                path: options.path.clone(),
+            }),
+        })
+    }
+
+    fn open_read_only_blocking(options: &SqliteOptions) -> Result<Self, StoreError> {
+        let tables = Tables::new(&options.table_prefix)?;
+        let first = options.connect(true)?;
+        tables.status(&first)?.require_current("sqlite", &options.path.display().to_string())?;
+        let head = admin::read_head(&first, &tables)?.position;
+        let head = stored::count(head, "position")
+            .map_err(|reason| StoreError::Corrupt { location: format!("table {}", tables.events), reason })?;
+        let readers = (1..options.readers).map(|_| options.connect(true)).collect::<Result<Vec<_>, _>>()?;
+        let (head, _) = watch::channel(head);
+        Ok(Self {
+            shared: Arc::new(Shared {
+                tables,
+                // The "writer" is a read-only connection too: any write through this
+                // store fails with SQLite's own read-only error.
+                writer: Workers::start("writer", vec![options.connect(true)?])?,
+                readers: Workers::start("reader", std::iter::once(first).chain(readers).collect())?,
                 head,
                 checkpoints: watch::channel(0).0,
                 path: options.path.clone(),

@@ -69,7 +69,9 @@ pub trait Projection: Send + 'static {
     /// Applies one event to the read model.
     fn handle(&mut self, tx: &Connection, event: &StoredEvent) -> Result<(), HandlerError>;
 
-    /// Empties the read model, for a rebuild from the first event.
+    /// Empties the read model, for a rebuild from the first event. The runner also
+    /// calls it before the first event it applies without a checkpoint (so deleting
+    /// the checkpoint, as `es projections reset` does, rebuilds the read model).
     fn reset(&mut self, tx: &Connection) -> Result<(), HandlerError>;
 }
 
@@ -387,6 +389,12 @@ fn apply_batch<P: Projection>(
     let checkpoint = read_checkpoint(tx, tables, name).map_err(|error| store_error(name, error))?;
     let after = checkpoint.map_or(0, |c| c.cursor.position);
     let batch = read_batch(tx, tables, after, batch_size).map_err(|error| store_error(name, error))?;
+    if checkpoint.is_none() && !batch.is_empty() {
+        // No checkpoint means nothing applied: whatever the read model holds is left
+        // from before its checkpoint was deleted (`es projections reset`), and would
+        // otherwise see every event a second time.
+        projection.reset(tx).map_err(|error| unreadable(name, 0, format!("reset failed: {error}")))?;
+    }
     let mut report = ProjectionReport { checkpoint, ..ProjectionReport::default() };
     let mut stop = None;
     for (position, row) in batch {

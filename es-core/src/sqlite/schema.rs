@@ -147,6 +147,33 @@ impl Tables {
         ]
     }
 
+    /// Where the database's schema stands, without changing anything.
+    pub(crate) fn status(&self, connection: &Connection) -> Result<crate::admin::SchemaStatus, StoreError> {
+        let schema = &self.schema;
+        let exists: bool = connection
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+                [schema],
+                |row| row.get(0),
+            )
+            .map_err(super::backend)?;
+        let current: i64 = if exists {
+            connection
+                .query_row(&format!("SELECT COALESCE(MAX(version), 0) FROM {schema}"), [], |row| row.get(0))
+                .map_err(super::backend)?
+        } else {
+            0
+        };
+        let corrupt = |_| StoreError::Corrupt {
+            location: format!("table {schema}"),
+            reason: format!("schema version {current} out of range"),
+        };
+        Ok(crate::admin::SchemaStatus {
+            current: u32::try_from(current).map_err(corrupt)?,
+            latest: u32::try_from(self.migrations().len()).unwrap_or(u32::MAX),
+        })
+    }
+
     /// Creates or migrates the schema.
     pub(crate) fn migrate(&self, connection: &mut Connection) -> Result<(), StoreError> {
         let schema = &self.schema;

@@ -24,50 +24,12 @@ use es::relay::Outbox;
 use es::sink::JsonLinesSink;
 use es::sqlite::{Projection, ProjectionRunner, SqliteStore};
 use es::{
-    Aggregate, Context, Event, EventStore, ExpectedVersion, Metadata, NewEvent, Relay, RelayOptions, Repository,
-    StoredEvent, aggregate,
+    Aggregate, Context, EventStore, ExpectedVersion, Metadata, NewEvent, Relay, RelayOptions, Repository, StoredEvent,
 };
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
-enum AccountEvent {
-    #[event(name = "account.opened")]
-    Opened {
-        owner: String,
-        opened_at: es::Timestamp,
-    },
-    Deposited {
-        amount: u64,
-    },
-    Withdrawn {
-        amount: u64,
-    },
-}
+mod account;
 
-#[aggregate]
-#[derive(Debug, Default, PartialEq)]
-struct Account {
-    owner: String,
-    balance: u64,
-    open: bool,
-}
-
-// `apply` only folds: no clock, no I/O. `#[aggregate]` refuses anything else.
-#[aggregate]
-impl Aggregate for Account {
-    type Event = AccountEvent;
-
-    fn apply(&mut self, event: &AccountEvent) {
-        match event {
-            AccountEvent::Opened { owner, .. } => {
-                self.owner.clone_from(owner);
-                self.open = true;
-            }
-            AccountEvent::Deposited { amount } => self.balance += amount,
-            AccountEvent::Withdrawn { amount } => self.balance -= amount,
-        }
-    }
-}
+use account::{Account, AccountEvent};
 
 #[derive(Debug, thiserror::Error)]
 enum BankError {
