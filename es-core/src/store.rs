@@ -106,9 +106,12 @@ pub enum StoreError {
         /// The stream's actual version.
         actual: u64,
     },
-    /// The writing transaction started before the stream's last append committed, so
-    /// appending from it would put the stream's versions out of the log's order.
-    /// Nothing was written; retry in a new transaction (as for a conflict).
+    /// The stream's last event is ordered after anything this transaction could append
+    /// (on PostgreSQL: its commit-order key is newer than this append's), so appending
+    /// would put the stream's versions out of the log's order. The library's own
+    /// appends never lead here (each takes a key at least that of the version before);
+    /// a row written behind its back can. Nothing was written; retry in a new
+    /// transaction (as for a conflict).
     #[error(
         "stream {stream_type}/{stream_id}: this transaction started before the stream's last append (version {version}) committed; retry it in a new transaction"
     )]
