@@ -515,6 +515,27 @@ impl EventStore for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
+        let events = rows.iter().map(event_from_row).collect::<Result<Vec<_>, _>>()?;
+        crate::store::check_versions(stream_type, stream_id, from_version, &events)?;
+        Ok(events)
+    }
+
+    async fn read_stream_page(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        crate::store::check_stream(stream_type, stream_id)?;
+        let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.read_stream_page)))
+            .bind(stream_type)
+            .bind(stream_id)
+            .bind(i64::try_from(from_version).unwrap_or(i64::MAX))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
         rows.iter().map(event_from_row).collect()
     }
 

@@ -162,6 +162,8 @@ pub(crate) struct Sql {
     pub(crate) begin: String,
     pub(crate) append: Arc<str>,
     pub(crate) read_stream: Arc<str>,
+    /// The same, a page at a time (keyset on the version), bounded to `$4` rows.
+    pub(crate) read_stream_page: Arc<str>,
     pub(crate) read_all: Arc<str>,
     /// The horizon and the transactions that hold it, for [`PgStore::read_horizon`](super::PgStore::read_horizon).
     pub(crate) horizon_status: Arc<str>,
@@ -243,6 +245,18 @@ impl Sql {
             channel: format!("{prefix}appended"),
             begin: format!("BEGIN; SELECT {lock}"),
             append: append.into(),
+            // The page's own `ORDER BY ... LIMIT` makes its scan stop after `$4` rows
+            // of the index, whatever the statistics say: with a limit only on the
+            // merged ranges, the generic plan of a never-analysed table sorts the
+            // whole rest of the stream for every page.
+            read_stream_page: format!(
+                "SELECT {EVENT_COLUMNS} FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version < 1
+                 UNION ALL
+                 (SELECT {EVENT_COLUMNS} FROM {events} WHERE stream_type = $1 AND stream_id = $2 AND stream_version >= $3
+                  ORDER BY stream_version LIMIT $4)
+                 ORDER BY stream_version LIMIT $4"
+            )
+            .into(),
             read_stream: read_stream.into(),
             read_all: read_all.into(),
             horizon_status: horizon_status.into(),
