@@ -21,6 +21,10 @@ use crate::store::StoreError;
 /// store's append lock) and are still open. Transactions in other databases of the
 /// server, and transactions in this one that never append, hold no reader back.
 ///
+/// On a standby (a server in recovery) the advisory locks of the primary cannot be
+/// seen: readers there wait for the oldest transaction running anywhere on the
+/// primary, `horizon` is that transaction's id and `held_back_by` stays empty.
+///
 /// [`Cursor::commit`]: crate::Cursor::commit
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -200,7 +200,13 @@ impl PgStore {
 
     /// Appends to a stream inside the caller's transaction (or on any connection),
     /// with the events' outbox rows, in one statement. Nothing is visible to readers
-    /// before the caller commits.
+    /// before the caller commits; readers of the global log wait for this transaction
+    /// from then on until it ends.
+    ///
+    /// The first append of a transaction that already wrote something else takes one
+    /// more statement (see [`begin`](Self::begin)); under REPEATABLE READ or
+    /// SERIALIZABLE isolation it also reads a fresh snapshot on another connection
+    /// (an idle one of the pool, else a new one).
     pub async fn append_in(
         &self,
         connection: &mut PgConnection,

@@ -126,6 +126,11 @@ fn horizon_ctes(is_append_lock: &str) -> String {
     // no reader back; a transaction that appended holds readers back until it ends.
     // `pg_locks` is read only when the snapshot lists running transactions at all,
     // and at most once per statement.
+    //
+    // On a standby, snapshots list no running transaction and `pg_locks` shows no
+    // advisory lock of the primary: there the horizon is the snapshot's `xmin`, the
+    // oldest transaction still running anywhere, as safe as ever (every key is at
+    // least its transaction's id) and as slow to move as before.
     format!(
         "locks AS MATERIALIZED (
              SELECT pid, locktype, granted, transactionid::text::int8 AS xid32 FROM pg_locks
@@ -137,7 +142,9 @@ fn horizon_ctes(is_append_lock: &str) -> String {
                  WHERE t.locktype = 'transactionid' AND t.xid32 = x::text::int8 % 4294967296
                    AND NOT EXISTS (SELECT 1 FROM locks a WHERE a.locktype = 'advisory' AND a.pid = t.pid))
          ), horizon AS MATERIALIZED (
-             SELECT LEAST(pg_snapshot_xmax(pg_current_snapshot()), (SELECT min(x) FROM open_writers)) AS h
+             SELECT CASE WHEN pg_is_in_recovery() THEN pg_snapshot_xmin(pg_current_snapshot())
+                         ELSE LEAST(pg_snapshot_xmax(pg_current_snapshot()), (SELECT min(x) FROM open_writers))
+                    END AS h
          )"
     )
 }
