@@ -207,25 +207,57 @@ async fn a_projection_waits_for_a_long_transaction_and_then_applies_everything_o
 }
 
 #[tokio::test]
-async fn a_writer_that_started_before_the_last_append_of_a_stream_must_retry() {
+async fn a_writer_that_started_before_the_last_append_of_a_stream_is_ordered_after_it() {
     let store = pg::fresh_store().await;
     // This transaction writes first (and so takes its transaction id) ...
     let mut early = store.pool().begin().await.unwrap();
-    sqlx::query("SELECT pg_current_xact_id()").execute(&mut *early).await.unwrap();
+    let early_id: String =
+        sqlx::query_scalar("SELECT pg_current_xact_id()::text").fetch_one(&mut *early).await.unwrap();
     // ... then another one appends version 1 and commits ...
-    store.append("Account", "s", ExpectedVersion::NoStream, deposit(1)).await.unwrap();
-    // ... so appending version 2 from the older transaction would put version 2
-    // before version 1 in the global log: refused as a conflict.
-    let error = store.append_in(&mut early, "Account", "s", ExpectedVersion::Exact(1), deposit(2)).await.unwrap_err();
-    assert!(matches!(error, StoreError::StaleTransaction { version: 1, .. }), "{error}");
-    assert!(error.is_conflict());
-    early.rollback().await.unwrap();
-    // Retried in a new transaction it goes through.
-    let appended = store.append("Account", "s", ExpectedVersion::Exact(1), deposit(2)).await.unwrap();
-    assert_eq!(appended.version, 2);
+    let first = store.append("Account", "s", ExpectedVersion::NoStream, deposit(1)).await.unwrap();
+    // ... and the older transaction appends version 2: its events take a commit-order
+    // key from after its append lock, not its older transaction id, so version 2
+    // follows version 1 in the global log.
+    let second = store.append_in(&mut early, "Account", "s", ExpectedVersion::Exact(1), deposit(2)).await.unwrap();
+    assert!(second.cursors[0].commit > early_id.parse::<u64>().unwrap(), "the key is newer than the transaction id");
+    assert!(second.cursors[0] > first.cursors[0], "{:?} after {:?}", second.cursors[0], first.cursors[0]);
+    early.commit().await.unwrap();
     let all = read_until(&store, 2).await;
     assert_eq!(all.iter().map(|e| e.stream_version).collect::<Vec<_>>(), vec![1, 2]);
     pg::drop_tables(&store).await;
+}
+
+#[tokio::test]
+async fn an_append_from_a_transaction_that_wrote_first_is_never_skipped_by_a_reader_that_moved_on() {
+    for isolation in ["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"] {
+        let store = pg::fresh_store().await;
+        // The writer takes its transaction id before it appends, and holds no append
+        // lock yet: readers rightly do not wait for it ...
+        let mut writer = store.pool().begin().await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET TRANSACTION ISOLATION LEVEL {isolation}")))
+            .execute(&mut *writer)
+            .await
+            .unwrap();
+        sqlx::query("SELECT pg_current_xact_id()").execute(&mut *writer).await.unwrap();
+        // ... so a younger transaction's event is read, and the reader's cursor moves
+        // past the writer's transaction id.
+        store.append("Account", "younger", ExpectedVersion::NoStream, deposit(1)).await.unwrap();
+        let read = read_until(&store, 1).await;
+        assert_eq!(read.len(), 1, "{isolation}: an unrelated open transaction held the reader back");
+        let cursor = read[0].cursor;
+        // Now the writer appends (twice) and commits: its events must still come after
+        // the cursor.
+        store.append_in(&mut writer, "Account", "older", ExpectedVersion::NoStream, deposit(2)).await.unwrap();
+        store.append_in(&mut writer, "Account", "older-2", ExpectedVersion::NoStream, deposit(3)).await.unwrap();
+        writer.commit().await.unwrap();
+        let after = store.read_all(cursor, 10).await.unwrap();
+        assert_eq!(
+            after.iter().map(|e| e.stream_id.as_str()).collect::<Vec<_>>(),
+            ["older", "older-2"],
+            "{isolation}: the late append was skipped or held back"
+        );
+        pg::drop_tables(&store).await;
+    }
 }
 
 #[tokio::test]

@@ -31,6 +31,18 @@ async fn write_row(store: &PgStore, stream_type: &str, stream_id: &str, version:
     .unwrap();
 }
 
+async fn break_metadata(store: &PgStore, stream_id: &str, version: i64) {
+    sqlx::query(AssertSqlSafe(format!(
+        "UPDATE {} SET metadata = '{{not json' WHERE stream_type = 'Account' AND stream_id = $1 AND stream_version = $2",
+        store.table("events")
+    )))
+    .bind(stream_id)
+    .bind(version)
+    .execute(store.pool())
+    .await
+    .unwrap();
+}
+
 async fn write_snapshot_row(store: &PgStore, stream_id: &str, version: i64, state: &str) {
     sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO {} (stream_type, stream_id, stream_version, schema_version, state, taken_at)

@@ -53,6 +53,20 @@ async fn count_rows(store: &SqliteStore, stream_id: &str) -> i64 {
         .unwrap()
 }
 
+async fn break_metadata(store: &SqliteStore, stream_id: &str, version: i64) {
+    let stream_id = stream_id.to_owned();
+    store
+        .transaction(move |tx| {
+            tx.execute(
+                "UPDATE es_events SET metadata = '{not json' WHERE stream_type = 'Account' AND stream_id = ?1 AND stream_version = ?2",
+                rusqlite::params![stream_id, version],
+            )?;
+            Ok::<_, es::StoreError>(())
+        })
+        .await
+        .unwrap();
+}
+
 corrupt_rows_suite!();
 
 mod projections {

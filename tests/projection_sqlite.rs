@@ -172,10 +172,13 @@ async fn a_version_gap_written_behind_the_librarys_back_stops_the_projection() {
     let mut runner = ProjectionRunner::new(store.clone(), Balances);
     let error = runner.catch_up().await.unwrap_err().to_string();
     assert!(error.ends_with("stream account-7: expected version 2, got 3"), "{error}");
-    // Reading the stream for a command refuses it too.
-    let stored = store.read_stream("Account", "account-7", 1).await.unwrap();
-    let gap = es::rehydrate::<support::Account>("account-7", stored).unwrap_err();
-    assert_eq!(gap.to_string(), "stream account-7: expected version 2, got 3");
+    // Reading the stream refuses it too, naming the stream and the version.
+    let error = store.read_stream("Account", "account-7", 1).await.unwrap_err();
+    assert!(matches!(error, es::StoreError::Corrupt { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "corrupt stored data at stream Account/account-7, version 3 (position 2): expected version 2, got 3: the stream's versions have a gap or a repeat"
+    );
     // And so does the store's own fold, which reads without copying the rows.
     let gap = store.load::<support::Account>("account-7").await.unwrap_err();
     assert_eq!(gap.to_string(), "stream account-7: expected version 2, got 3");

@@ -43,6 +43,55 @@ macro_rules! conformance_suite {
                 assert_eq!(tail.iter().map(|e| e.stream_version).collect::<Vec<_>>(), vec![4, 5]);
             }
 
+            /// Everything a paged read of the stream yields, errors included.
+            async fn paged<S: EventStore>(store: &S, stream_id: &str, from: u64, page: usize) -> Vec<Result<es::StoredEvent, String>> {
+                use futures_util::StreamExt;
+                store.read_stream_paged("Account", stream_id, from, page).map(|r| r.map_err(|e| e.to_string())).collect().await
+            }
+
+            #[tokio::test]
+            async fn a_paged_read_of_a_stream_is_read_stream_a_page_at_a_time() {
+                let store = new_store().await;
+                let ids = SequentialIds::new();
+                // Two streams interleaved, so that a page of one never holds the other.
+                for round in 0..3 {
+                    let expected = if round == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Any };
+                    store.append("Account", "p-1", expected, new_events(&ids, &deposits(3))).await.unwrap();
+                    store.append("Account", "p-2", expected, new_events(&ids, &deposits(1))).await.unwrap();
+                }
+                for page in [0, 1, 2, 3, 8, 9, 10, 1000] {
+                    for from in [0, 1, 2, 5, 9, 10, 50] {
+                        let whole = store.read_stream("Account", "p-1", from).await.unwrap();
+                        let read: Vec<_> = paged(&store, "p-1", from, page).await.into_iter().map(Result::unwrap).collect();
+                        assert_eq!(read, whole, "page {page}, from version {from}");
+                    }
+                }
+                assert_eq!(paged(&store, "p-1", 1, 4).await.len(), 9);
+                assert!(paged(&store, "missing", 1, 4).await.is_empty());
+                // A name no store keeps: the same error as `read_stream`, as the only item.
+                let too_long = "x".repeat(es::MAX_STREAM_ID_BYTES + 1);
+                let error = store.read_stream("Account", &too_long, 1).await.unwrap_err().to_string();
+                assert_eq!(paged(&store, &too_long, 1, 4).await, vec![Err(error)]);
+            }
+
+            #[tokio::test]
+            async fn a_paged_read_of_the_log_is_read_all_a_page_at_a_time() {
+                use futures_util::TryStreamExt;
+                let store = new_store().await;
+                let ids = SequentialIds::new();
+                for stream in ["l-1", "l-2", "l-3", "l-1"] {
+                    store.append("Account", stream, ExpectedVersion::Any, new_events(&ids, &deposits(2))).await.unwrap();
+                }
+                let whole = store.read_all(Cursor::START, 100).await.unwrap();
+                assert_eq!(whole.len(), 8);
+                for page in [0, 1, 3, 8, 100] {
+                    let read: Vec<_> = store.read_all_paged(Cursor::START, page).try_collect().await.unwrap();
+                    assert_eq!(read, whole, "page {page}");
+                    let rest: Vec<_> = store.read_all_paged(whole[2].cursor, page).try_collect().await.unwrap();
+                    assert_eq!(rest, whole[3..], "page {page}, after the third event");
+                }
+            }
+
             #[tokio::test]
             async fn a_stale_expected_version_is_a_typed_conflict_and_writes_nothing() {
                 let store = new_store().await;

@@ -8,6 +8,8 @@
 //! - `async fn write_snapshot_row(store: &S, stream_id: &str, version: i64, state: &str)`:
 //!   a `SnapshottedAccount` snapshot row at `version`, schema version 2;
 //! - `async fn count_rows(store: &S, stream_id: &str) -> i64`: the stream's event rows;
+//! - `async fn break_metadata(store: &S, stream_id: &str, version: i64)`: makes the
+//!   metadata of the `Account` event at `version` text that is not JSON;
 //!
 //! and then invokes `corrupt_rows_suite!()`.
 
@@ -16,7 +18,7 @@
 macro_rules! corrupt_rows_suite {
     () => {
         mod suite {
-            use super::{count_rows, new_store, write_row, write_snapshot_row};
+            use super::{break_metadata, count_rows, new_store, write_row, write_snapshot_row};
             use es::relay::Outbox;
             use es::{
                 CommandError, Cursor, EventStore, ExpectedVersion, IdSource, LoadError, ManualClock, Metadata,
@@ -121,6 +123,71 @@ macro_rules! corrupt_rows_suite {
                     };
                     assert_names_corrupt_row(&error, "r", version);
                 }
+            }
+
+            /// What a paged read yields: the events' versions up to the first error,
+            /// and that error.
+            async fn read_paged<S: EventStore>(
+                store: &S,
+                stream_id: &str,
+                page: usize,
+            ) -> (Vec<u64>, Option<StoreError>) {
+                use futures_util::StreamExt;
+                let mut events = std::pin::pin!(store.read_stream_paged("Account", stream_id, 1, page));
+                let mut versions = Vec::new();
+                while let Some(item) = events.next().await {
+                    match item {
+                        Ok(event) => versions.push(event.stream_version),
+                        Err(error) => {
+                            assert!(events.next().await.is_none(), "the stream goes on after an error");
+                            return (versions, Some(error));
+                        }
+                    }
+                }
+                (versions, None)
+            }
+
+            #[tokio::test]
+            async fn a_gap_in_a_later_page_is_the_error_read_stream_gives() {
+                let store = new_store().await;
+                store.append("Account", "gap", ExpectedVersion::NoStream, deposits(5)).await.unwrap();
+                write_row(&store, "Account", "gap", 7).await;
+                let whole = store.read_stream("Account", "gap", 1).await.unwrap_err();
+                assert_names_corrupt_row(&whole, "gap", 7);
+                assert!(whole.to_string().contains("expected version 6, got 7"), "{whole}");
+                for page in [1, 2, 3, 4, 100] {
+                    let (versions, error) = read_paged(&store, "gap", page).await;
+                    let error = error.unwrap_or_else(|| panic!("page {page}: the gap went unnoticed"));
+                    assert_eq!(error.to_string(), whole.to_string(), "page {page}");
+                    assert_names_corrupt_row(&error, "gap", 7);
+                    // Every event before the gap that a page delivered whole came first.
+                    assert_eq!(versions, (1..=versions.len() as u64).collect::<Vec<_>>());
+                }
+                // From a version after the gap's start, the first event is the break.
+                let error = store.read_stream("Account", "gap", 6).await.unwrap_err();
+                assert!(error.to_string().contains("expected version 6, got 7"), "{error}");
+            }
+
+            #[tokio::test]
+            async fn a_corrupt_row_in_a_later_page_is_the_error_read_stream_gives() {
+                let store = new_store().await;
+                store.append("Account", "bad", ExpectedVersion::NoStream, deposits(6)).await.unwrap();
+                break_metadata(&store, "bad", 5).await;
+                let whole = store.read_stream("Account", "bad", 1).await.unwrap_err();
+                assert_names_corrupt_row(&whole, "bad", 5);
+                for page in [1, 2, 4] {
+                    let (versions, error) = read_paged(&store, "bad", page).await;
+                    let error = error.unwrap_or_else(|| panic!("page {page}: the corrupt row went unnoticed"));
+                    assert_eq!(error.to_string(), whole.to_string(), "page {page}");
+                    // The pages before the corrupt row's were read whole.
+                    assert_eq!(versions, (1..=(4 / page * page) as u64).collect::<Vec<_>>(), "page {page}");
+                }
+                // A row below version 1 is refused on the first page, as by `read_stream`.
+                write_row(&store, "Account", "bad", 0).await;
+                let whole = store.read_stream("Account", "bad", 3).await.unwrap_err();
+                let (versions, error) = read_paged(&store, "bad", 2).await;
+                assert!(versions.is_empty());
+                assert_eq!(error.map(|e| e.to_string()), Some(whole.to_string()));
             }
 
             #[tokio::test]

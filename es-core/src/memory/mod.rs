@@ -364,7 +364,25 @@ impl EventStore for MemoryStore {
             return Ok(Vec::new());
         };
         let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
-        Ok(indexes.iter().skip(skip).map(|&i| inner.log[i].clone()).collect())
+        let events: Vec<StoredEvent> = indexes.iter().skip(skip).map(|&i| inner.log[i].clone()).collect();
+        crate::store::check_versions(stream_type, stream_id, from_version, &events)?;
+        Ok(events)
+    }
+
+    async fn read_stream_page(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        crate::store::check_stream(stream_type, stream_id)?;
+        let inner = self.lock();
+        let Some(indexes) = inner.stream(stream_type, stream_id) else {
+            return Ok(Vec::new());
+        };
+        let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
+        Ok(indexes.iter().skip(skip).take(limit).map(|&i| inner.log[i].clone()).collect())
     }
 
     /// Folds under the lock, decoding each payload where it is kept: no copy of the

@@ -22,19 +22,29 @@
 //! **Reading in commit order.** PostgreSQL hands out positions when rows are
 //! inserted, not when they commit, so a reader that trusted positions alone could pass
 //! an event whose transaction commits late and never see it. Each event therefore
-//! records its transaction id (`xid8`), the global log is read in `(transaction id,
-//! position)` order, and only transactions below the snapshot's `xmin` are read: all
-//! of those have finished, and every later one gets a larger id. A cursor is that
-//! pair. The price: one long-running transaction anywhere in the cluster holds back
-//! every reader of the log until it ends.
+//! records a commit-order key (its transaction id, `xid8`), the global log is read in
+//! `(key, position)` order, and only keys below a *horizon* are read: below it every
+//! transaction that may still append has finished. A cursor is that pair.
 //!
-//! **Per-stream order.** Transaction ids are taken when a transaction first writes,
-//! so a transaction that wrote something else first could append the next version of
-//! a stream with an *older* id than the one that wrote the version before. Such an
-//! append is refused as a [`StoreError::Conflict`] (retry it in a new transaction),
-//! which keeps every stream's versions in the same order as the global log.
+//! **Who holds readers back.** Every append takes a shared, transaction-level
+//! advisory lock (one per events table) before its first row. The horizon is the
+//! oldest open transaction that holds (or waits for) that lock, or the snapshot's
+//! `xmax` when none does: transactions in other databases of the server, and
+//! transactions here that never append, do not hold readers back; a transaction that
+//! appended does, until it ends. [`PgStore::read_horizon`] reports the horizon and the
+//! transactions (process id, age, application name) that hold it, for an operator.
+//! A transaction that wrote something else before its first append gets a key from
+//! after its lock, not its older transaction id (which readers may have passed while
+//! it held no lock); that append costs one more round trip, which
+//! [`PgStore::begin`] avoids by taking the lock with `BEGIN`.
+//!
+//! **Per-stream order.** Keys never go down within a stream: an append's key is at
+//! least that of the stream's previous version, committed before it. A stored row
+//! that breaks this (written behind the library's back) makes the append fail with
+//! [`StoreError::StaleTransaction`] rather than put the stream out of the log's order.
 
 mod admin;
+mod horizon;
 mod outbox;
 mod projection;
 mod schema;
@@ -59,6 +69,7 @@ use crate::sql::{StreamRange, stored};
 use crate::store::LoadError;
 use crate::store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
 
+pub use horizon::{HoldingTransaction, ReadHorizon};
 pub use projection::{Projection, ProjectionRunner};
 pub(crate) use schema::Sql;
 /// The sqlx this store is built with: the version whose connections, transactions
@@ -240,6 +251,18 @@ impl PgStore {
         &self.pool
     }
 
+    /// Begins a transaction for appends (and the application's own writes), with the
+    /// append lock taken in the same round trip as `BEGIN`.
+    ///
+    /// Any transaction of the pool can append through [`append_in`](Self::append_in);
+    /// one that writes something else before its first append costs that append one
+    /// more round trip (it takes the lock, then a commit-order key from a snapshot
+    /// taken after it; see [`read_horizon`](Self::read_horizon)). A transaction begun
+    /// here holds the lock before it writes anything, so its appends never pay that.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        self.pool.begin_with(AssertSqlSafe(self.sql.begin.clone())).await.map_err(backend)
+    }
+
     /// The full name of one of the store's tables (`events`, `outbox`,
     /// `checkpoints`, `skipped`, `snapshots`, `views`), with the prefix.
     #[must_use]
@@ -249,7 +272,13 @@ impl PgStore {
 
     /// Appends to a stream inside the caller's transaction (or on any connection),
     /// with the events' outbox rows, in one statement. Nothing is visible to readers
-    /// before the caller commits.
+    /// before the caller commits; readers of the global log wait for this transaction
+    /// from then on until it ends.
+    ///
+    /// The first append of a transaction that already wrote something else takes one
+    /// more statement (see [`begin`](Self::begin)); under REPEATABLE READ or
+    /// SERIALIZABLE isolation it also reads a fresh snapshot on another connection
+    /// (an idle one of the pool, else a new one).
     pub async fn append_in(
         &self,
         connection: &mut PgConnection,
@@ -305,20 +334,31 @@ impl PgStore {
             ExpectedVersion::NoStream => Some(0_i64),
             ExpectedVersion::Exact(version) => Some(i64::try_from(version).unwrap_or(i64::MAX)),
         };
-        let row = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.append)))
-            .bind(stream_type)
-            .bind(stream_id)
-            .bind(expected_sql)
-            .bind(&ids)
-            .bind(&types)
-            .bind(&versions)
-            .bind(&times)
-            .bind(&metadata)
-            .bind(&payloads)
-            .bind(&self.sql.channel)
-            .fetch_one(&mut *connection)
-            .await
-            .map_err(|error| self.append_error(error, stream_type, stream_id, expected, &ids))?;
+        let statement = |lock_held: bool, floor: String| {
+            sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.append)))
+                .bind(stream_type)
+                .bind(stream_id)
+                .bind(expected_sql)
+                .bind(&ids)
+                .bind(&types)
+                .bind(&versions)
+                .bind(&times)
+                .bind(&metadata)
+                .bind(&payloads)
+                .bind(&self.sql.channel)
+                .bind(lock_held)
+                .bind(floor)
+        };
+        let append_error = |error| self.append_error(error, stream_type, stream_id, expected, &ids);
+        let mut row = statement(false, "0".into()).fetch_one(&mut *connection).await.map_err(append_error)?;
+        // A transaction that wrote before it took the append lock: the statement took
+        // the lock and wrote nothing; it runs again with a key taken after the lock
+        // (see the `append` statement in schema.rs).
+        if row.try_get::<bool, _>(6).map_err(backend)? {
+            let isolation: String = row.try_get(7).map_err(backend)?;
+            let floor = if isolation == "read committed" { "0".into() } else { self.fresh_key_floor().await? };
+            row = statement(true, floor).fetch_one(&mut *connection).await.map_err(append_error)?;
+        }
         let corrupt_at = |version: i64| StoreError::Corrupt {
             location: format!("stream {stream_type}/{stream_id}, version {version}"),
             reason: format!("stream version {version}: versions start at 1"),
@@ -332,7 +372,10 @@ impl PgStore {
         let actual: i64 = row.try_get(0).map_err(backend)?;
         let actual = stored::current_version(actual).map_err(|_| corrupt_at(actual))?;
         let younger_writer: bool = row.try_get(1).map_err(backend)?;
-        let transaction: String = row.try_get(2).map_err(backend)?;
+        let transaction: Option<String> = row.try_get(2).map_err(backend)?;
+        let transaction = transaction.ok_or_else(|| {
+            backend(format!("appending to stream {stream_type}/{stream_id}: the append lock was not held"))
+        })?;
         let positions: Vec<i64> = row.try_get(3).map_err(backend)?;
         if younger_writer && expected.matches(actual) {
             return Err(StoreError::StaleTransaction {
@@ -360,6 +403,24 @@ impl PgStore {
             .map(|position| Ok(Cursor { commit, position: stored::position(position).map_err(corrupt)? }))
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Appended { version: actual + cursors.len() as u64, cursors })
+    }
+
+    /// The smallest commit-order key an append may take from now on, read on another
+    /// connection: the `xmax` of a fresh snapshot, minus one. For a transaction under
+    /// REPEATABLE READ or SERIALIZABLE isolation that wrote before it took the append
+    /// lock, whose own snapshot is older than the lock.
+    async fn fresh_key_floor(&self) -> Result<String, StoreError> {
+        let query = "SELECT (pg_snapshot_xmax(pg_current_snapshot())::text::int8 - 1)::text";
+        // Another connection of the pool if one is idle, else one of its own: waiting
+        // for the pool while holding one of its connections could wait forever.
+        if let Some(mut connection) = self.pool.try_acquire() {
+            return sqlx::query_scalar(query).fetch_one(&mut *connection).await.map_err(backend);
+        }
+        let mut connection: PgConnection =
+            <PgConnection as sqlx::Connection>::connect_with(&self.pool.connect_options()).await.map_err(backend)?;
+        let floor = sqlx::query_scalar(query).fetch_one(&mut connection).await.map_err(backend)?;
+        sqlx::Connection::close(connection).await.map_err(backend)?;
+        Ok(floor)
     }
 
     /// Names what went wrong with an append: a race is a conflict, a repeated id a
@@ -542,7 +603,8 @@ impl EventStore for PgStore {
     ) -> Result<AppendOnce, StoreError> {
         crate::idempotency::check_key(key)?;
         crate::store::check_append(stream_type, stream_id, &events)?;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // Begun with the append lock: the key's insert comes before the first append.
+        let mut tx = self.begin().await?;
         let taken = sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO {} (idempotency_key, stream_type, stream_id, first_version, last_version, recorded_at)
              VALUES ($1, $2, $3, 0, 0, $4) ON CONFLICT (idempotency_key) DO NOTHING",
@@ -627,6 +689,27 @@ impl EventStore for PgStore {
             .bind(stream_type)
             .bind(stream_id)
             .bind(range.first_bound())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        let events = rows.iter().map(event_from_row).collect::<Result<Vec<_>, _>>()?;
+        crate::store::check_versions(stream_type, stream_id, from_version, &events)?;
+        Ok(events)
+    }
+
+    async fn read_stream_page(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        crate::store::check_stream(stream_type, stream_id)?;
+        let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.read_stream_page)))
+            .bind(stream_type)
+            .bind(stream_id)
+            .bind(i64::try_from(from_version).unwrap_or(i64::MAX))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
