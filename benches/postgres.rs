@@ -232,18 +232,7 @@ async fn fresh_store(pool: &PgPool) -> Result<PgStore, BoxError> {
 }
 
 async fn drop_tables(store: &PgStore) -> Result<(), BoxError> {
-    for table in [
-        "outbox",
-        "events",
-        "checkpoints",
-        "skipped",
-        "relay_lease",
-        "snapshots",
-        "views",
-        "commands",
-        "subscriptions",
-        "schema",
-    ] {
+    for table in es::postgres::TABLE_NAMES {
         let sql = format!("DROP TABLE IF EXISTS {} CASCADE", store.table(table));
         sqlx::raw_sql(AssertSqlSafe(sql)).execute(store.pool()).await?;
     }

@@ -112,19 +112,7 @@ async fn bench() -> Result<(), BoxError> {
         sqlx::raw_sql(AssertSqlSafe(sql)).execute(store.pool()).await?;
     }
     let outcome = run(&store, events, analyze).await;
-    for table in [
-        "outbox",
-        "events",
-        "checkpoints",
-        "skipped",
-        "relay_lease",
-        "snapshots",
-        "views",
-        "commands",
-        "subscriptions",
-        "schema",
-        "counts",
-    ] {
+    for table in es::postgres::TABLE_NAMES.into_iter().chain(["counts"]) {
         let sql = format!("DROP TABLE IF EXISTS {} CASCADE", store.table(table));
         sqlx::raw_sql(AssertSqlSafe(sql)).execute(store.pool()).await?;
     }

@@ -35,18 +35,7 @@ pub async fn store_with_prefix(prefix: &str) -> PgStore {
 
 /// Drops the tables of a store, after a test that passed.
 pub async fn drop_tables(store: &PgStore) {
-    for table in [
-        "outbox",
-        "events",
-        "checkpoints",
-        "skipped",
-        "relay_lease",
-        "snapshots",
-        "views",
-        "commands",
-        "subscriptions",
-        "schema",
-    ] {
+    for table in es::postgres::TABLE_NAMES {
         let sql = format!("DROP TABLE IF EXISTS {} CASCADE", store.table(table));
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(store.pool()).await.unwrap();
     }

@@ -72,6 +72,7 @@ use crate::store::{Appended, Cursor, EventStore, ExpectedVersion, NewEvent, Stor
 pub use horizon::{HoldingTransaction, ReadHorizon};
 pub use projection::{Projection, ProjectionRunner};
 pub(crate) use schema::Sql;
+pub use schema::TABLE_NAMES;
 /// The sqlx this store is built with: the version whose connections, transactions
 /// and pools [`PgStore::append_in`], [`Projection`] and [`PgOptions::with_pool`] take.
 pub use sqlx;

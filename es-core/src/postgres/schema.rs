@@ -150,6 +150,22 @@ fn horizon_ctes(is_append_lock: &str) -> String {
 }
 
 /// Table names and statements, with the prefix applied.
+/// The names of the tables the store keeps, without the prefix
+/// ([`PgStore::table`](super::PgStore::table) adds it), in an order that drops them
+/// cleanly (the outbox refers to the events).
+pub const TABLE_NAMES: [&str; 10] = [
+    "outbox",
+    "events",
+    "checkpoints",
+    "skipped",
+    "relay_lease",
+    "snapshots",
+    "views",
+    "commands",
+    "subscriptions",
+    "schema",
+];
+
 #[derive(Debug)]
 pub(crate) struct Sql {
     pub(crate) prefix: String,
