@@ -775,6 +775,20 @@ impl EventStore for PgStore {
     }
 }
 
+/// A column of type `xid8`, from its binary form (8 bytes, big-endian): sqlx has no
+/// type for it, and a cast to text on the server would cost every row.
+fn xid8(row: &PgRow, index: usize) -> Result<u64, String> {
+    use sqlx::ValueRef;
+    let value = row.try_get_raw(index).map_err(|error| format!("transaction id: {error}"))?;
+    if value.is_null() {
+        return Err("transaction id is NULL".to_owned());
+    }
+    let bytes = value.as_bytes().map_err(|error| format!("transaction id: {error}"))?;
+    <[u8; 8]>::try_from(bytes)
+        .map(u64::from_be_bytes)
+        .map_err(|_| format!("transaction id of {} bytes, not 8", bytes.len()))
+}
+
 impl PgStore {
     /// Folds while the rows stream in, decoding each payload from the row's own
     /// buffer, reading only the columns a rebuild needs.
@@ -795,7 +809,7 @@ impl PgStore {
                 location: stored::event_location(A::stream_type(), stream_id, stream_version, position),
                 reason,
             };
-            let commit: i64 = row.try_get(0).map_err(backend)?;
+            let commit = xid8(&row, 0).map_err(&corrupt)?;
             let schema_version: i32 = row.try_get(5).map_err(backend)?;
             let metadata: Option<&str> = row.try_get(7).map_err(backend)?;
             // Every stored value is checked, also those an aggregate without envelopes
@@ -803,10 +817,7 @@ impl PgStore {
             let parts = EventParts {
                 event_id: row.try_get(2).map_err(backend)?,
                 stream_version: stored::version(stream_version).map_err(&corrupt)?,
-                cursor: Cursor {
-                    commit: u64::try_from(commit).map_err(|_| corrupt(format!("transaction id {commit}")))?,
-                    position: stored::position(position).map_err(&corrupt)?,
-                },
+                cursor: Cursor { commit, position: stored::position(position).map_err(&corrupt)? },
                 event_type: row.try_get(4).map_err(backend)?,
                 schema_version: stored::schema_version(schema_version.into()).map_err(&corrupt)?,
                 occurred_at: Timestamp::from_unix_micros(row.try_get(6).map_err(backend)?),

@@ -247,7 +247,9 @@ impl Sql {
                     ON true
              ORDER BY w.x"
         );
-        let load_columns = "transaction_id::text::int8 AS commit_number, position, event_id, stream_version, event_type, schema_version, occurred_at, metadata, payload";
+        // The transaction id comes as it is stored (`xid8`, read from its binary form):
+        // converting it per row through text costs the server more than the fold.
+        let load_columns = "transaction_id, position, event_id, stream_version, event_type, schema_version, occurred_at, metadata, payload";
         let load_stream = crate::sql::stream_reads(load_columns, &events, ["$1", "$2", "$3"]);
         Ok(Self {
             prefix: prefix.to_owned(),
