@@ -629,7 +629,12 @@ impl<S: EventStore> Repository<S> {
         }
         let mut loaded = Loaded::<A>::new(stream_id);
         let mut events = Vec::new();
-        for stored in self.store.read_stream(A::stream_type(), stream_id, 1).await? {
+        // Page by page, stopping at the command's last event: memory stays bounded
+        // however long the stream has grown since.
+        let stream = self.store.read_stream_paged(A::stream_type(), stream_id, 1, crate::store::PAGE_SIZE);
+        futures_util::pin_mut!(stream);
+        while let Some(stored) = futures_util::StreamExt::next(&mut stream).await {
+            let stored = stored?;
             if stored.stream_version > recorded.last_version {
                 break;
             }

@@ -48,11 +48,8 @@ pub struct MemoryStore {
 #[derive(Debug)]
 struct Shared {
     inner: Mutex<Inner>,
-    /// Woken after every commit that appended, so that running projections apply the
-    /// new events at once.
-    appended: tokio::sync::Notify,
-    /// How many events were committed, for readers that follow the log
-    /// ([`EventStore::watch_appends`]).
+    /// How many events were committed, for what follows the log (running
+    /// projections, [`EventStore::watch_appends`]).
     committed: watch::Sender<u64>,
     /// Bumped after each projection pass, for read-your-writes waits.
     checkpoints: watch::Sender<u64>,
@@ -60,12 +57,8 @@ struct Shared {
 
 impl Default for MemoryStore {
     fn default() -> Self {
-        let shared = Shared {
-            inner: Mutex::default(),
-            appended: tokio::sync::Notify::new(),
-            committed: watch::channel(0).0,
-            checkpoints: watch::channel(0).0,
-        };
+        let shared =
+            Shared { inner: Mutex::default(), committed: watch::channel(0).0, checkpoints: watch::channel(0).0 };
         Self { shared: Arc::new(shared) }
     }
 }
@@ -126,7 +119,6 @@ impl MemoryStore {
     /// Wakes what follows the log (running projections, subscriptions) after a commit
     /// that appended; `events` is how many the log now holds.
     fn announce(&self, events: usize) {
-        self.shared.appended.notify_waiters();
         self.shared.committed.send_replace(events as u64);
     }
 

@@ -238,20 +238,18 @@ impl<P: Projection> ProjectionRunner<P> {
     /// (through any clone) wake it at once. Returns the first error under
     /// [`OnError::Stop`].
     pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> Result<ProjectionReport, ProjectionError> {
-        let store = self.store.clone();
+        let mut appended = self.store.shared.committed.subscribe();
         let mut total = ProjectionReport::default();
         tokio::pin!(shutdown);
         loop {
-            // Registered before catching up, so that an append during the pass is not
+            // Marked seen before catching up, so that an append during the pass is not
             // missed.
-            let appended = store.shared.appended.notified();
-            tokio::pin!(appended);
-            appended.as_mut().enable();
+            appended.borrow_and_update();
             total.absorb(self.catch_up().await?);
             tokio::select! {
                 biased;
                 () = &mut shutdown => return Ok(total),
-                () = &mut appended => {}
+                _ = appended.changed() => {}
                 () = tokio::time::sleep(self.settings.poll_interval) => {}
             }
         }
